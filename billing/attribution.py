@@ -1,0 +1,70 @@
+"""Attribution: ordered rules put every cost row in exactly one bucket; the first match wins.
+
+A row no rule matches lands in ``unattributed``: it is never dropped, and it is reported.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, NamedTuple
+
+from .config import Match, Rule
+from .records import UNATTRIBUTED, Attributed, Bucket, CostRow
+
+
+class _Compiled(NamedTuple):
+    provider: str
+    accounts: frozenset[str] | None
+    labels: tuple[tuple[str, frozenset[str]], ...]
+    bucket: Bucket
+
+
+def _compile(rule: Rule) -> _Compiled:
+    match: Match = rule.match
+    accounts = match.gcp_project if match.provider == "gcp" else match.aws_account
+    labels = match.gcp_label if match.provider == "gcp" else match.aws_tag
+    return _Compiled(
+        provider=match.provider,
+        accounts=frozenset(accounts) if accounts is not None else None,
+        labels=tuple((key, frozenset(values)) for key, values in sorted((labels or {}).items())),
+        bucket=Bucket("community", rule.community),
+    )
+
+
+def _matches(rule: _Compiled, row: CostRow) -> bool:
+    if row.provider != rule.provider:
+        return False
+    if rule.accounts is not None and row.project_or_account not in rule.accounts:
+        return False
+    return all(row.label(key) in values for key, values in rule.labels)
+
+
+def attribute(rows: Iterable[CostRow], rules: Iterable[Rule]) -> tuple[Attributed, ...]:
+    """Give each row the bucket of the first rule that matches it, else ``unattributed``."""
+    compiled = [_compile(rule) for rule in rules]
+    attributed = []
+    for row in rows:
+        for index, rule in enumerate(compiled):
+            if _matches(rule, row):
+                attributed.append(Attributed(row, rule.bucket, index))
+                break
+        else:
+            attributed.append(Attributed(row, UNATTRIBUTED, None))
+    return tuple(attributed)
+
+
+def _values(values: list[str]) -> str:
+    return values[0] if len(values) == 1 else "one of " + ", ".join(values)
+
+
+def describe(match: Match) -> str:
+    """A phrase a finance reader understands: what costs a rule covers."""
+    if match.provider == "gcp":
+        what, where = "Google Cloud", match.gcp_project
+        noun, conditions = "project", match.gcp_label
+    else:
+        what, where = "AWS", match.aws_account
+        noun, conditions = "account", match.aws_tag
+    text = f"{what} {noun} {_values(where)}" if where else f"{what} costs"
+    if conditions:
+        text += " where " + " and ".join(f"{k} is {_values(v)}" for k, v in sorted(conditions.items()))
+    return text

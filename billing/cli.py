@@ -1,0 +1,102 @@
+"""The ``billing`` command: a thin skin over ``billing.run`` and ``billing.config``.
+
+Every ``BillingError`` becomes one line on stderr and its exit code here, and nowhere else:
+0 ok, 1 a data or reconciliation problem, 2 a usage or config error.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .config import DEFAULT_CONFIG, load_config
+from .errors import EXIT_USAGE, BillingError
+from .money import format_amount
+from .records import Month
+from .run import run_month
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
+    show_default=True, envvar="BILLING_CONFIG", help="Config file (or set BILLING_CONFIG).")
+
+
+def _fail(error: BillingError) -> None:
+    click.echo(f"Error: {error.message}", err=True)
+    for problem in error.problems:
+        click.echo(f"  {problem}", err=True)
+    sys.exit(error.exit_code)
+
+
+class _Group(click.Group):
+    """Turns click's own usage errors into exit 2 (its default) and every BillingError into one line."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except BillingError as error:
+            _fail(error)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
+@click.version_option(package_name="cloud-billing")
+def main() -> None:
+    """Pass cloud costs through to the communities you host and invoice them.
+
+    Exit codes: 0 ok, 1 a data or reconciliation problem, 2 a usage or config error.
+    """
+
+
+@main.command()
+@click.option("--month", required=True, metavar="YYYY-MM", help="Invoice month to bill, e.g. 2022-09.")
+@config_option
+@click.option("--output", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default: the config's output). The month's files go in <output>/<YYYY-MM>/.")
+def run(month: str, config_path: Path, output: Path | None) -> None:
+    """Bill one invoice month: PDF invoices and CSV files for finance.
+
+    Replaces <output>/<YYYY-MM>/ whole, or leaves it untouched when anything fails.
+
+    Example: billing run --month 2022-09
+    """
+    parsed = Month.parse(month)
+    config = load_config(config_path)
+    done = run_month(config, parsed, output)
+    result = done.result
+
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    rows = [(i.community_name, format_amount(i.cloud_costs, i.currency), format_amount(i.fees, i.currency),
+             format_amount(i.total, i.currency), i.currency) for i in result.invoices]
+    headers = ("Community", "Cloud costs", "Fees", "Total", "")
+    widths = [max(len(r[c]) for r in rows + [headers]) for c in range(len(headers))]
+    click.echo(f"Invoices for {parsed.label}:")
+    for n, row in enumerate([headers] + rows):
+        cells = [row[0].ljust(widths[0])] + [row[c].rjust(widths[c]) for c in (1, 2, 3)] + [row[4]]
+        click.echo("  " + "  ".join(cells).rstrip())
+        if n == 0:
+            click.echo("  " + "  ".join("-" * w for w in widths[:4]))
+    for currency, amount in sorted(result.unattributed().items()):
+        click.echo(f"Unattributed: {format_amount(amount, currency)} {currency} "
+                   "(see unattributed.csv; write attribution rules for it)")
+    click.echo(f"Reconciliation: {len(result.reconciliation)} billing account(s) balance to the cent.")
+    click.echo(f"Wrote {len(done.files)} files to {done.folder}")
+
+
+@main.command("check-config")
+@config_option
+def check_config(config_path: Path) -> None:
+    """Validate a config file: print OK, or every problem with its place in the file.
+
+    Example: billing check-config --config config/billing.yaml
+    """
+    config = load_config(config_path)
+    click.echo(f"OK: {config_path} ({len(config.communities)} communities, {len(config.sources)} sources, "
+               f"{len(config.attribution)} attribution rules)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

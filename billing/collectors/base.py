@@ -1,0 +1,24 @@
+"""What every collector returns."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ..records import CostRow, SourceTotal
+
+
+class Collection(NamedTuple):
+    """The costs of one source for one month.
+
+    Attributes:
+        rows: normalized cost rows, sorted.
+        totals: the source's own total per billing account (for reconciliation).
+        label_keys: the label/tag keys the rows can carry (for AWS, the tags the responses
+            were grouped by), so that a rule on any other key can be reported.
+        warnings: things a person should know (e.g. a provisional month), one line each.
+    """
+
+    rows: tuple[CostRow, ...]
+    totals: tuple[SourceTotal, ...]
+    label_keys: frozenset[str]
+    warnings: tuple[str, ...] = ()

@@ -1,0 +1,148 @@
+"""The GCP aggregation, written once in BigQuery's dialect.
+
+The same text is sent to BigQuery (by a BigQuery collector) and, transpiled with sqlglot, run by
+DuckDB over local copies of the export. It groups by ``invoice.month`` (the month Google bills,
+not the month of usage), billing account, project, service, cost type, currency and the label
+keys attribution needs, and returns *long* rows: one per group for the cost, plus one per group
+and credit type for the credits. Amounts are summed as ``NUMERIC(38, 9)``: a bare ``NUMERIC``
+would become DuckDB's ``DECIMAL(18, 3)`` and silently lose digits.
+
+Parameters: ``@invoice_month`` (``'YYYYMM'``) and ``@label_key_0`` ... ``@label_key_<n-1>``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Iterable, Mapping
+
+import sqlglot
+from sqlglot import exp
+
+from ..records import ADJUSTMENT, OTHER, ROUNDING, TAX, USAGE, CostRow, Month, SourceTotal
+
+NUMERIC = "NUMERIC(38, 9)"
+GROUP_COLUMNS = ("invoice_month", "billing_account_id", "project_id", "service", "cost_type", "currency")
+CHARGE_TYPES = {"regular": USAGE, "tax": TAX, "adjustment": ADJUSTMENT, "rounding_error": ROUNDING}
+
+
+def label_column(index: int) -> str:
+    return f"label_{index}"
+
+
+def cost_query(table: str, label_count: int) -> str:
+    """Costs and credits of one invoice month, grouped, in BigQuery's dialect."""
+    labels = [label_column(i) for i in range(label_count)]
+    label_selects = "".join(
+        f"\n    (SELECT ANY_VALUE(l.value) FROM UNNEST(labels) AS l WHERE l.key = @label_key_{i}) AS {column},"
+        for i, column in enumerate(labels))
+    keys = ", ".join(GROUP_COLUMNS + tuple(labels))
+    return f"""WITH export_rows AS (
+  SELECT
+    invoice.month AS invoice_month,
+    billing_account_id,
+    project.id AS project_id,
+    service.description AS service,
+    cost_type,
+    currency,{label_selects}
+    CAST(cost AS {NUMERIC}) AS cost,
+    credits
+  FROM {table}
+  WHERE invoice.month = @invoice_month
+)
+SELECT {keys}, CAST(NULL AS STRING) AS credit_type, SUM(cost) AS amount
+FROM export_rows
+GROUP BY {keys}
+UNION ALL
+SELECT {keys}, c.type AS credit_type, SUM(CAST(c.amount AS {NUMERIC})) AS amount
+FROM export_rows, UNNEST(credits) AS c
+GROUP BY {keys}, c.type"""
+
+
+def total_query(table: str) -> str:
+    """Google's own invoice-total query for one invoice month, per billing account."""
+    return f"""SELECT
+  invoice.month AS invoice_month,
+  billing_account_id,
+  currency,
+  SUM(CAST(cost AS {NUMERIC}))
+    + SUM(IFNULL((SELECT SUM(CAST(c.amount AS {NUMERIC})) FROM UNNEST(credits) AS c), 0)) AS total
+FROM {table}
+WHERE invoice.month = @invoice_month
+GROUP BY invoice_month, billing_account_id, currency"""
+
+
+def parameters(month: Month, label_keys: tuple[str, ...]) -> dict[str, str]:
+    """The query parameters for ``month`` and the label keys, by name."""
+    params = {"invoice_month": month.compact}
+    params.update({f"label_key_{i}": key for i, key in enumerate(label_keys)})
+    return params
+
+
+def bind(sql: str, params: Mapping[str, str]) -> exp.Expression:
+    """Parse BigQuery SQL and replace each ``@name`` by its value as a string literal."""
+
+    def substitute(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Parameter):
+            name = node.name
+            if name not in params:
+                raise KeyError(f"query parameter @{name} has no value")
+            return exp.Literal.string(params[name])
+        return node
+
+    return sqlglot.parse_one(sql, read="bigquery").transform(substitute)
+
+
+def to_duckdb(sql: str, params: Mapping[str, str]) -> str:
+    """The BigQuery text with parameters bound, as DuckDB SQL."""
+    return bind(sql, params).sql(dialect="duckdb")
+
+
+def _month(compact: str) -> str:
+    return f"{compact[:4]}-{compact[4:]}"
+
+
+def rows_from_result(records: Iterable[Mapping[str, object]], label_keys: tuple[str, ...],
+                     source_id: str) -> tuple[CostRow, ...]:
+    """Fold the long result (a cost record and credit records per group) into ``CostRow``s.
+
+    Each record maps the query's column names to values; amounts must already be ``Decimal``.
+    """
+    groups: dict[tuple, dict] = {}
+    for record in records:
+        key = tuple(record[c] for c in GROUP_COLUMNS) + tuple(
+            record[label_column(i)] for i in range(len(label_keys)))
+        group = groups.setdefault(key, {"cost": Decimal(0), "credits": {}})
+        amount = record["amount"]
+        if not isinstance(amount, Decimal):
+            raise TypeError(f"amount arrived as {type(amount).__name__}, not Decimal")
+        credit_type = record["credit_type"]
+        if credit_type is None:
+            group["cost"] += amount
+        else:
+            group["credits"][credit_type] = group["credits"].get(credit_type, Decimal(0)) + amount
+
+    rows = []
+    for key, group in groups.items():
+        invoice_month, account, project, service, cost_type, currency = key[:6]
+        labels = tuple(sorted((k, v) for k, v in zip(label_keys, key[6:]) if v is not None))
+        rows.append(CostRow(
+            provider="gcp",
+            billing_account=account or "",
+            invoice_month=_month(invoice_month),
+            project_or_account=project or "",
+            service=service or "",
+            charge_type=CHARGE_TYPES.get(cost_type, OTHER),
+            labels=labels,
+            currency=currency,
+            cost=group["cost"],
+            credits=tuple(sorted(group["credits"].items())),
+            source=source_id,
+        ))
+    return tuple(sorted(rows))
+
+
+def totals_from_result(records: Iterable[Mapping[str, object]]) -> tuple[SourceTotal, ...]:
+    return tuple(sorted(
+        SourceTotal("gcp", r["billing_account_id"] or "", _month(r["invoice_month"]), r["currency"],
+                    r["total"])
+        for r in records))

@@ -1,0 +1,366 @@
+"""The configuration file: typed models, and a loader that names every problem and its place.
+
+A typo must never silently drop a cost, so unknown keys, duplicate keys and references to
+communities that do not exist are all errors. YAML numbers with a fraction are read as
+``Decimal`` (never float), so ``amount: 1000.10`` means exactly 1000.10.
+
+Relative paths in the file (sources, output) are relative to the file itself.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+from .money import MINOR_UNITS
+
+DEFAULT_CONFIG = Path("config/billing.yaml")
+
+
+def _no_float(value: Any) -> Any:
+    if isinstance(value, float):
+        raise ValueError("amounts must be written as exact numbers, not floats")
+    return value
+
+
+def _currency(value: Any) -> Any:
+    if isinstance(value, str) and value not in MINOR_UNITS:
+        raise ValueError(f"unknown currency {value!r} (known: {', '.join(sorted(MINOR_UNITS))})")
+    return value
+
+
+def _one_or_many(value: Any) -> Any:
+    """Let a match value be one string or a list of strings; numbers become their text."""
+    items = value if isinstance(value, list) else [value]
+    return [str(v) if isinstance(v, (int, Decimal)) and not isinstance(v, bool) else v for v in items]
+
+
+Amount = Annotated[Decimal, BeforeValidator(_no_float)]
+Currency = Annotated[str, BeforeValidator(_currency)]
+Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
+Values = Annotated[list[str], BeforeValidator(_one_or_many), Field(min_length=1)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Organisation(_Model):
+    """Who issues the invoices."""
+
+    name: str
+    address: list[str] = []
+    email: str | None = None
+    website: str | None = None
+    tax_id: str | None = None
+    payment_instructions: str
+
+
+class InvoiceSettings(_Model):
+    """How invoices are dated and what page they are printed on."""
+
+    page_size: Literal["A4", "Letter"] = "A4"
+    number_prefix: str = Field("DRAFT", pattern=r"^[A-Za-z0-9-]+$")
+
+
+class Contact(_Model):
+    name: str
+    email: str | None = None
+
+
+class Fee(_Model):
+    """A flat fee charged every month."""
+
+    description: str
+    amount: Amount
+
+
+class Contract(_Model):
+    """The terms a community is billed under."""
+
+    fees: list[Fee] = []
+    payment_terms_days: int = Field(30, ge=0, le=365)
+
+
+class Community(_Model):
+    id: Id
+    name: str
+    contact: Contact | None = None
+    address: list[str] = []
+    currency: Currency = "USD"
+    contract: Contract = Contract()
+
+
+class Match(_Model):
+    """Conditions on a cost row; all given conditions must hold.
+
+    ``gcp_label`` and ``aws_tag`` map a key to one value or a list of values.
+    """
+
+    gcp_project: Values | None = None
+    gcp_label: dict[str, Values] | None = None
+    aws_account: Values | None = None
+    aws_tag: dict[str, Values] | None = None
+
+    @property
+    def provider(self) -> str:
+        return "gcp" if self.gcp_project or self.gcp_label else "aws"
+
+    def check(self) -> str | None:
+        """A problem with the combination of conditions, or ``None``."""
+        gcp = self.gcp_project is not None or self.gcp_label is not None
+        aws = self.aws_account is not None or self.aws_tag is not None
+        if not gcp and not aws:
+            return "needs at least one of gcp_project, gcp_label, aws_account, aws_tag"
+        if gcp and aws:
+            return "mixes GCP and AWS conditions; a cost row comes from one provider"
+        if self.gcp_label == {} or self.aws_tag == {}:
+            return "an empty label or tag condition matches nothing; give key: value"
+        return None
+
+
+class Rule(_Model):
+    """Rows that match go to ``community``. Rules are tried in order; the first match wins."""
+
+    community: Id
+    match: Match
+
+
+class GcpExportFiles(_Model):
+    """Local copies of the GCP billing export (``bq extract``), NDJSON (optionally gzip'd) or Parquet."""
+
+    type: Literal["gcp-export-files"]
+    id: Id
+    path: Path
+
+
+class AwsCostExplorerFiles(_Model):
+    """Saved Cost Explorer GetCostAndUsage responses: ``<path>/<YYYY-MM>/*.json``, one file per page."""
+
+    type: Literal["aws-cost-explorer-files"]
+    id: Id
+    path: Path
+    payer_account: Annotated[str, Field(pattern=r"^\d{12}$")]
+    metric: Literal["UnblendedCost", "NetUnblendedCost", "AmortizedCost", "NetAmortizedCost",
+                    "BlendedCost"] = "UnblendedCost"
+    accept_estimated: bool = False
+
+    @field_validator("payer_account", mode="before")
+    @classmethod
+    def _account_text(cls, value: Any) -> Any:
+        return f"{value:012d}" if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+Source = Annotated[Union[GcpExportFiles, AwsCostExplorerFiles], Field(discriminator="type")]
+
+
+class Config(_Model):
+    organisation: Organisation
+    invoices: InvoiceSettings = InvoiceSettings()
+    sources: list[Source] = Field(min_length=1)
+    communities: list[Community] = Field(min_length=1)
+    attribution: list[Rule] = []
+    output: Path = Path("output")
+
+    def community(self, community_id: str) -> Community:
+        return next(c for c in self.communities if c.id == community_id)
+
+    def label_keys(self, provider: str) -> tuple[str, ...]:
+        """The label (GCP) or tag (AWS) keys any rule looks at, sorted."""
+        keys: set[str] = set()
+        for rule in self.attribution:
+            conditions = rule.match.gcp_label if provider == "gcp" else rule.match.aws_tag
+            keys.update(conditions or {})
+        return tuple(sorted(keys))
+
+
+# --- loading --------------------------------------------------------------------------------
+
+Location = tuple[Union[str, int], ...]
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML whose fractional numbers become ``Decimal``."""
+
+
+def _decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
+    text = loader.construct_scalar(node).replace("_", "")
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{text!r} is not a number", node.start_mark) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _decimal)
+
+
+def format_location(loc: Location) -> str:
+    """``("communities", 3, "match")`` -> ``"communities[3].match"``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _lines_and_duplicates(root: yaml.Node) -> tuple[dict[Location, int], list[tuple[Location, str]]]:
+    """Line number of every key and item, and every key that appears twice in a mapping."""
+    lines: dict[Location, int] = {}
+    duplicates: list[tuple[Location, str]] = []
+
+    def walk(node: yaml.Node, loc: Location) -> None:
+        lines.setdefault(loc, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = key_node.value
+                if key in seen:
+                    duplicates.append((loc + (key,), f"key {key!r} appears twice"))
+                seen.add(key)
+                lines[loc + (key,)] = key_node.start_mark.line + 1
+                walk(value_node, loc + (key,))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, loc + (index,))
+
+    walk(root, ())
+    return lines, duplicates
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _model_at(loc: Location) -> type[BaseModel] | None:
+    """The model class that holds the key at ``loc``, to suggest a spelling for an unknown key."""
+    model: Any = Config
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = model.model_fields.get(part)
+        if field is None:
+            # a discriminated union's tag appears in the location: pick that member.
+            members = {m.model_fields["type"].annotation.__args__[0]: m
+                       for m in (GcpExportFiles, AwsCostExplorerFiles)}
+            model = members.get(part)
+            continue
+        annotation = field.annotation
+        for candidate in _model_candidates(annotation):
+            model = candidate
+            break
+        else:
+            return None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _model_candidates(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found = []
+    for arg in getattr(annotation, "__args__", ()):
+        found.extend(_model_candidates(arg))
+    return found
+
+
+def _pydantic_problems(error: ValidationError) -> list[tuple[Location, str]]:
+    problems = []
+    for item in error.errors(include_url=False):
+        loc = tuple(item["loc"])
+        if item["type"] == "extra_forbidden":
+            model = _model_at(loc)
+            allowed = sorted(model.model_fields) if model else []
+            message = f"unknown key {loc[-1]!r}{_suggest(str(loc[-1]), allowed)}"
+            if allowed:
+                message += f"; allowed here: {', '.join(allowed)}"
+        elif item["type"] == "missing":
+            message = "field required"
+        elif item["type"] == "union_tag_invalid":
+            message = (f"unknown source type {item['input'].get('type')!r}; "
+                       "known: gcp-export-files, aws-cost-explorer-files")
+            loc = loc + ("type",)
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+        problems.append((loc, message))
+    return problems
+
+
+def _cross_checks(config: Config) -> list[tuple[Location, str]]:
+    problems: list[tuple[Location, str]] = []
+    for field, items in (("communities", config.communities), ("sources", config.sources)):
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            if item.id in seen:
+                problems.append(((field, index, "id"), f"duplicate id {item.id!r}"))
+            seen.add(item.id)
+    ids = [c.id for c in config.communities]
+    for index, rule in enumerate(config.attribution):
+        if rule.community not in ids:
+            problems.append((("attribution", index, "community"),
+                             f"unknown community {rule.community!r}{_suggest(rule.community, ids)}"))
+        problem = rule.match.check()
+        if problem:
+            problems.append((("attribution", index, "match"), problem))
+    return problems
+
+
+def _resolve_paths(config: Config, base: Path) -> Config:
+    def resolve(path: Path) -> Path:
+        return Path(os.path.normpath(base / path))
+
+    sources = [s.model_copy(update={"path": resolve(s.path)}) for s in config.sources]
+    return config.model_copy(update={"sources": sources, "output": resolve(config.output)})
+
+
+def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
+    """Read and validate a config file; raise ``ConfigError`` listing every problem found."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found (give one with --config PATH)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    if root is None or not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with organisation, sources, communities, attribution")
+
+    lines, problems = _lines_and_duplicates(root)
+    config = None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems += _pydantic_problems(exc)
+    if config is not None:
+        problems += _cross_checks(config)
+    if problems:
+        raise ConfigError(
+            f"{path}: {len(problems)} problem{'s' if len(problems) > 1 else ''}",
+            tuple(_place(path, lines, loc, message) for loc, message in problems))
+    return _resolve_paths(config, path.parent)
+
+
+def _place(path: Path, lines: dict[Location, int], loc: Location, message: str) -> str:
+    """``config/billing.yaml:42: communities[3].contract.fees: field required``."""
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return f"{path}:{lines[loc[:end]]}: {format_location(loc)}: {message}"
+    return f"{path}: {format_location(loc)}: {message}"
+

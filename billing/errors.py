@@ -1,0 +1,60 @@
+"""One family of errors, each carrying the exit code the CLI turns it into.
+
+Every error is one line that names what is wrong and where. The CLI prints it in exactly one
+place (``billing.cli``) without a traceback.
+
+Exit codes: 0 ok, 1 a problem with the data or the reconciliation, 2 a usage or config error.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_DATA = 1
+EXIT_USAGE = 2
+
+
+class BillingError(Exception):
+    """Base of every error the tool reports to a person."""
+
+    exit_code = EXIT_DATA
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.message = message
+        self.problems = problems
+
+
+class UsageError(BillingError):
+    """The command line is wrong (for example a malformed month)."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(BillingError):
+    """The configuration is missing, malformed or inconsistent; ``problems`` lists each one."""
+
+    exit_code = EXIT_USAGE
+
+
+class SourceError(BillingError):
+    """A data source cannot be read as configured (files missing, credentials, permissions)."""
+
+    exit_code = EXIT_USAGE
+
+
+class DataError(BillingError):
+    """The cost data is unusable for this month (malformed, provisional, or absent)."""
+
+    exit_code = EXIT_DATA
+
+
+class ReconciliationError(BillingError):
+    """The buckets do not add up to the source total: a cost would be lost."""
+
+    exit_code = EXIT_DATA
+
+
+class OutputError(BillingError):
+    """The output folder cannot be written."""
+
+    exit_code = EXIT_USAGE

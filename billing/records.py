@@ -1,0 +1,260 @@
+"""The records that flow between stages: plain, immutable, no I/O and no logic beyond sums.
+
+Field names follow FinOps FOCUS where one exists (BilledCost -> ``cost``, ServiceName ->
+``service``, SubAccountId -> ``project_or_account``, ChargeCategory -> ``charge_type``,
+BillingCurrency -> ``currency``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from typing import NamedTuple
+
+from .errors import UsageError
+from .money import ZERO
+
+PROVIDER_NAMES = {"gcp": "Google Cloud", "aws": "Amazon Web Services"}
+
+# Values of CostRow.charge_type.
+USAGE, TAX, ADJUSTMENT, ROUNDING, CREDIT, REFUND, OTHER = (
+    "usage", "tax", "adjustment", "rounding", "credit", "refund", "other")
+
+_MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+
+
+class Month(NamedTuple):
+    """A calendar month, the unit of billing.
+
+    Attributes:
+        year: four-digit year.
+        month: 1 to 12.
+    """
+
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str) -> Month:
+        """``"2022-09"`` -> ``Month(2022, 9)``; anything else is a ``UsageError``."""
+        match = _MONTH.fullmatch(text.strip()) if isinstance(text, str) else None
+        if not match:
+            raise UsageError(f"month {text!r} is not of the form YYYY-MM (for example 2022-09)")
+        return cls(int(match[1]), int(match[2]))
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    @property
+    def compact(self) -> str:
+        """``"202209"``: the form of GCP's ``invoice.month``."""
+        return f"{self.year:04d}{self.month:02d}"
+
+    @property
+    def first_day(self) -> dt.date:
+        return dt.date(self.year, self.month, 1)
+
+    @property
+    def next(self) -> Month:
+        return Month(self.year + self.month // 12, self.month % 12 + 1)
+
+    @property
+    def last_day(self) -> dt.date:
+        return self.next.first_day - dt.timedelta(days=1)
+
+    @property
+    def label(self) -> str:
+        """``"September 2022"``."""
+        return self.first_day.strftime("%B %Y")
+
+
+class CostRow(NamedTuple):
+    """Cost of one group of source rows, as every collector returns it.
+
+    Attributes:
+        provider: ``"gcp"`` or ``"aws"``.
+        billing_account: GCP billing account id or AWS payer account id.
+        invoice_month: ``"YYYY-MM"``, the month of the provider's invoice (not of usage).
+        project_or_account: GCP project id or AWS linked account id; ``""`` when the provider
+            gives none (GCP rounding rows).
+        service: the provider's service name ("Compute Engine", "Amazon Elastic Compute Cloud").
+        charge_type: usage, tax, adjustment, rounding, credit, refund or other.
+        labels: sorted ``(key, value)`` pairs, only for the keys attribution looks at; an AWS
+            untagged group has no pair for its tag key.
+        currency: ISO 4217 code of the billing account.
+        cost: the cost before credits, at full precision.
+        credits: sorted ``(credit type, amount)`` pairs; amounts are negative.
+        source: id of the configured source the row came from.
+    """
+
+    provider: str
+    billing_account: str
+    invoice_month: str
+    project_or_account: str
+    service: str
+    charge_type: str
+    labels: tuple[tuple[str, str], ...]
+    currency: str
+    cost: Decimal
+    credits: tuple[tuple[str, Decimal], ...]
+    source: str
+
+    @property
+    def credit_total(self) -> Decimal:
+        return sum((amount for _, amount in self.credits), ZERO)
+
+    @property
+    def net(self) -> Decimal:
+        """Cost plus credits: what the provider bills for this row."""
+        return self.cost + self.credit_total
+
+    def label(self, key: str) -> str | None:
+        for k, v in self.labels:
+            if k == key:
+                return v
+        return None
+
+
+class Bucket(NamedTuple):
+    """Where a cost row ends up. Every row ends in exactly one bucket.
+
+    Attributes:
+        kind: ``"community"``, ``"shared"``, ``"absorbed"`` or ``"unattributed"``.
+        name: the community or pool id; ``""`` for unattributed.
+    """
+
+    kind: str
+    name: str = ""
+
+
+UNATTRIBUTED = Bucket("unattributed")
+
+
+class Attributed(NamedTuple):
+    """A cost row and the bucket the attribution rules put it in.
+
+    Attributes:
+        row: the cost row.
+        bucket: its bucket.
+        rule: index of the ``attribution`` rule that matched, ``None`` when none did.
+    """
+
+    row: CostRow
+    bucket: Bucket
+    rule: int | None
+
+
+class InvoiceLine(NamedTuple):
+    """One line of an invoice, in the currency's minor unit, so that ``cost + credits == amount``.
+
+    Attributes:
+        section: ``"cloud"`` (passed through at cost) or ``"fees"``.
+        description: what a finance reader sees.
+        provider: for cloud lines, ``"gcp"`` or ``"aws"``; ``""`` otherwise.
+        service: for cloud lines, the provider's service; ``""`` otherwise.
+        cost: cost before credits, rounded half-up; the fee for fee lines.
+        credits: ``amount - cost`` (credits are negative); zero for fee lines.
+        amount: what the line charges: the full-precision cost plus credits, rounded half-up.
+    """
+
+    section: str
+    description: str
+    provider: str
+    service: str
+    cost: Decimal
+    credits: Decimal
+    amount: Decimal
+
+
+class Invoice(NamedTuple):
+    """A community's invoice for one month. Totals are sums of rounded lines.
+
+    Attributes:
+        number: the invoice number (a draft reference until invoices are finalised).
+        status: ``"draft"``.
+        community_id, community_name: who is billed.
+        month: the billing period.
+        issue_date, due_date: dates printed on the invoice.
+        currency: currency of every amount on it.
+        lines: cloud lines first, then fees.
+        scope: what the cloud costs cover, one phrase per attribution rule that matched
+            ("Google Cloud project hubs-shared-gke where k8s-namespace is paleohack").
+    """
+
+    number: str
+    status: str
+    community_id: str
+    community_name: str
+    month: Month
+    issue_date: dt.date
+    due_date: dt.date
+    currency: str
+    lines: tuple[InvoiceLine, ...]
+    scope: tuple[str, ...] = ()
+
+    def _sum(self, section: str) -> Decimal:
+        return sum((line.amount for line in self.lines if line.section == section), ZERO)
+
+    @property
+    def cloud_costs(self) -> Decimal:
+        return self._sum("cloud")
+
+    @property
+    def fees(self) -> Decimal:
+        return self._sum("fees")
+
+    @property
+    def discounts(self) -> Decimal:
+        return self._sum("discounts")
+
+    @property
+    def subtotal_excluding_tax(self) -> Decimal:
+        return self.cloud_costs + self.fees + self.discounts
+
+    @property
+    def tax(self) -> Decimal:
+        return self._sum("tax")
+
+    @property
+    def total(self) -> Decimal:
+        return self.subtotal_excluding_tax + self.tax
+
+
+class ReconciliationRow(NamedTuple):
+    """Per provider, billing account and month: where the source total went.
+
+    All amounts are at full precision; ``difference`` is what no bucket received and must be zero.
+    """
+
+    provider: str
+    billing_account: str
+    invoice_month: str
+    currency: str
+    source_total: Decimal
+    attributed: Decimal
+    shared: Decimal
+    absorbed: Decimal
+    unattributed: Decimal
+
+    @property
+    def difference(self) -> Decimal:
+        return self.source_total - (self.attributed + self.shared + self.absorbed + self.unattributed)
+
+
+class SourceTotal(NamedTuple):
+    """What a source says it bills in total for one billing account and month.
+
+    Computed by the source independently of the grouped rows (for GCP, Google's own
+    invoice-total query), so that reconciliation compares two different sums.
+
+    Attributes:
+        provider, billing_account, invoice_month, currency: as in ``CostRow``.
+        total: cost plus credits, at full precision.
+    """
+
+    provider: str
+    billing_account: str
+    invoice_month: str
+    currency: str
+    total: Decimal

@@ -1,0 +1,100 @@
+"""The CSV files finance reviews and imports.
+
+Invoice files (``invoice-register.csv``, ``invoice-lines.csv``) carry the rounded amounts printed
+on the invoices. Detail files (``cost-detail.csv``, ``unattributed.csv``) carry full-precision
+amounts, so that sums over them are exact. ``reconciliation.csv`` rounds each column to the
+cent; its ``difference`` is computed at full precision before rounding.
+"""
+
+from __future__ import annotations
+
+import csv
+from decimal import Decimal
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from ..money import ZERO, plain_amount
+from ..records import Attributed, Invoice, ReconciliationRow
+
+REGISTER_COLUMNS = ("invoice_number", "community_id", "community_name", "invoice_month", "issue_date",
+                    "due_date", "currency", "cloud_costs", "fees", "discounts", "tax", "total", "status")
+LINE_COLUMNS = ("invoice_number", "community_id", "invoice_month", "line", "section", "description",
+                "provider", "service", "currency", "cost", "credits", "amount")
+DETAIL_COLUMNS = ("invoice_month", "bucket", "community_id", "provider", "billing_account",
+                  "project_or_account", "service", "charge_type", "labels", "currency", "cost",
+                  "credits", "net", "source")
+UNATTRIBUTED_COLUMNS = ("invoice_month", "provider", "billing_account", "project_or_account", "service",
+                        "charge_type", "labels", "currency", "cost", "credits", "net", "source")
+RECONCILIATION_COLUMNS = ("provider", "billing_account", "invoice_month", "currency", "source_total",
+                          "attributed", "shared", "absorbed", "unattributed", "difference")
+
+
+def exact(amount: Decimal) -> str:
+    """Full precision without trailing zeros, but at least two decimals: ``1.500000000`` -> ``1.50``."""
+    text = format(amount.normalize().copy_abs() if amount.is_zero() else amount.normalize(), "f")
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"
+
+
+def _write(path: Path, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows(rows)
+
+
+def write_register(path: Path, invoices: Sequence[Invoice]) -> None:
+    _write(path, REGISTER_COLUMNS, (
+        (i.number, i.community_id, i.community_name, str(i.month), i.issue_date.isoformat(),
+         i.due_date.isoformat(), i.currency,
+         *(plain_amount(a, i.currency) for a in (i.cloud_costs, i.fees, i.discounts, i.tax, i.total)),
+         i.status)
+        for i in invoices))
+
+
+def write_lines(path: Path, invoices: Sequence[Invoice]) -> None:
+    _write(path, LINE_COLUMNS, (
+        (i.number, i.community_id, str(i.month), n, line.section, line.description, line.provider,
+         line.service, i.currency, plain_amount(line.cost, i.currency),
+         plain_amount(line.credits, i.currency), plain_amount(line.amount, i.currency))
+        for i in invoices for n, line in enumerate(i.lines, start=1)))
+
+
+def labels_text(labels: Iterable[tuple[str, str]]) -> str:
+    return "; ".join(f"{k}={v}" for k, v in labels)
+
+
+def _amounts(item: Attributed) -> tuple[str, str, str]:
+    return exact(item.row.cost), exact(item.row.credit_total), exact(item.row.net)
+
+
+def write_cost_detail(path: Path, attributed: Sequence[Attributed]) -> None:
+    """Every cost row with its bucket, so the file adds up to the source totals."""
+    _write(path, DETAIL_COLUMNS, (
+        (r.invoice_month, a.bucket.kind, a.bucket.name, r.provider, r.billing_account,
+         r.project_or_account, r.service, r.charge_type, labels_text(r.labels), r.currency,
+         *_amounts(a), r.source)
+        for a in sorted(attributed, key=lambda a: (a.bucket.kind, a.bucket.name, a.row))
+        for r in (a.row,)))
+
+
+def write_unattributed(path: Path, attributed: Sequence[Attributed]) -> None:
+    """Rows no rule matched, largest first: what to write a rule for next."""
+    items = sorted((a for a in attributed if a.bucket.kind == "unattributed"),
+                   key=lambda a: (-a.row.net, a.row))
+    _write(path, UNATTRIBUTED_COLUMNS, (
+        (r.invoice_month, r.provider, r.billing_account, r.project_or_account, r.service,
+         r.charge_type, labels_text(r.labels), r.currency, *_amounts(a), r.source)
+        for a in items for r in (a.row,)))
+
+
+def write_reconciliation(path: Path, rows: Sequence[ReconciliationRow]) -> None:
+    _write(path, RECONCILIATION_COLUMNS, (
+        (r.provider, r.billing_account, r.invoice_month, r.currency,
+         *(plain_amount(a, r.currency) for a in (r.source_total, r.attributed, r.shared, r.absorbed,
+                                                 r.unattributed, r.difference)))
+        for r in rows))
+
+
+def unattributed_total(attributed: Iterable[Attributed]) -> Decimal:
+    return sum((a.row.net for a in attributed if a.bucket.kind == "unattributed"), ZERO)

@@ -1,0 +1,86 @@
+"""PDF invoices: a Jinja2 template in ``templates/`` rendered by WeasyPrint.
+
+The template folder is the project's ``templates/``; ``invoice.html.j2`` gets the invoice, the
+community, the organisation and the page size, plus a ``money`` filter that formats an amount in
+the invoice's currency (``1,234.50``).
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import os
+from contextlib import contextmanager
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+import jinja2
+
+from ..config import Community, Config
+from ..money import ZERO, format_amount
+from ..records import Invoice
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATE = "invoice.html.j2"
+
+
+@jinja2.pass_context
+def _money(context: jinja2.runtime.Context, amount: Decimal) -> str:
+    return format_amount(amount, context["invoice"].currency)
+
+
+@lru_cache(maxsize=4)
+def _environment(folder: Path) -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["money"] = _money
+    return environment
+
+
+def invoice_html(invoice: Invoice, community: Community, config: Config, folder: Path = TEMPLATES) -> str:
+    cloud_lines = [line for line in invoice.lines if line.section == "cloud"]
+    return _environment(folder).get_template(TEMPLATE).render(
+        invoice=invoice,
+        community=community,
+        org=config.organisation,
+        page_size=config.invoices.page_size,
+        cloud_lines=cloud_lines,
+        fee_lines=[line for line in invoice.lines if line.section == "fees"],
+        cloud_cost=sum((line.cost for line in cloud_lines), ZERO),
+        cloud_credits=sum((line.credits for line in cloud_lines), ZERO),
+    )
+
+
+@contextmanager
+def _fixed_timestamps(when: dt.date) -> Iterator[None]:
+    """Make embedded font subsets carry ``when`` instead of the time of rendering.
+
+    fontTools stamps each subset font it writes with the current time unless
+    ``SOURCE_DATE_EPOCH`` is set; without this a rerun would not give the same bytes.
+    """
+    previous = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = str(calendar.timegm(when.timetuple()))
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["SOURCE_DATE_EPOCH"]
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = previous
+
+
+def write_invoice_pdf(path: Path, invoice: Invoice, community: Community, config: Config,
+                      folder: Path = TEMPLATES) -> None:
+    """Render the invoice to ``path``; the same invoice always gives the same bytes."""
+    import weasyprint  # slow to import; only the runs that render pay for it
+
+    html = weasyprint.HTML(string=invoice_html(invoice, community, config, folder), base_url=str(folder))
+    with _fixed_timestamps(invoice.issue_date):
+        html.write_pdf(path, pdf_identifier=invoice.number.encode())

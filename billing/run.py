@@ -1,0 +1,137 @@
+"""One month's run: collect, attribute, price, reconcile, then write every output or none.
+
+``compute_month`` is the pipeline without I/O beyond reading the sources; ``run_month`` adds the
+writers. Outputs are written to a hidden folder beside the month's folder and swapped in whole,
+so a failed run leaves the previous outputs untouched and never a half-written folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from decimal import Decimal
+from pathlib import Path
+from typing import NamedTuple
+
+from . import attribution, reconciliation
+from .collectors import Collection, collect
+from .config import Config
+from .errors import DataError, OutputError
+from .money import ZERO
+from .pricing import price_invoice
+from .records import Attributed, Invoice, Month, PROVIDER_NAMES, ReconciliationRow
+from .render import csv_files
+from .render.pdf import write_invoice_pdf
+
+
+class MonthResult(NamedTuple):
+    """Everything a month's run computed.
+
+    Attributes:
+        month: the invoice month.
+        attributed: every cost row with its bucket.
+        invoices: one per community, in config order.
+        reconciliation: one row per provider, billing account and month; all balanced.
+        warnings: lines a person should read (provisional data, ...).
+    """
+
+    month: Month
+    attributed: tuple[Attributed, ...]
+    invoices: tuple[Invoice, ...]
+    reconciliation: tuple[ReconciliationRow, ...]
+    warnings: tuple[str, ...]
+
+    def unattributed(self) -> dict[str, Decimal]:
+        """Unattributed net cost per currency."""
+        totals: dict[str, Decimal] = {}
+        for item in self.attributed:
+            if item.bucket.kind == "unattributed":
+                totals[item.row.currency] = totals.get(item.row.currency, ZERO) + item.row.net
+        return totals
+
+
+class RunResult(NamedTuple):
+    """A finished run: what was computed and where it was written."""
+
+    result: MonthResult
+    folder: Path
+    files: tuple[Path, ...]
+
+
+def _check_rule_keys(config: Config, collections: list[tuple[str, Collection]]) -> None:
+    """A rule on a tag no source carries would silently match nothing: refuse it."""
+    for index, rule in enumerate(config.attribution):
+        provider = rule.match.provider
+        conditions = rule.match.gcp_label if provider == "gcp" else rule.match.aws_tag
+        seen = [(source_id, c.label_keys) for source_id, c in collections
+                if c.rows and c.rows[0].provider == provider]
+        for key in conditions or {}:
+            if seen and not any(key in keys for _, keys in seen):
+                carried = "; ".join(f"{sid}: {', '.join(sorted(keys)) or 'no tags'}" for sid, keys in seen)
+                raise DataError(f"attribution[{index}] matches {PROVIDER_NAMES[provider]} key {key!r}, "
+                                f"which no {provider} source carries ({carried})")
+
+
+def compute_month(config: Config, month: Month) -> MonthResult:
+    """Collect every source for ``month`` and turn the costs into invoices and a reconciliation."""
+    collections: list[tuple[str, Collection]] = []
+    for source in config.sources:
+        provider = "gcp" if source.type.startswith("gcp") else "aws"
+        collections.append((source.id, collect(source, month, config.label_keys(provider))))
+    _check_rule_keys(config, collections)
+
+    rows = [row for _, c in collections for row in c.rows]
+    attributed = attribution.attribute(rows, config.attribution)
+    by_community: dict[str, list[Attributed]] = {c.id: [] for c in config.communities}
+    for item in attributed:
+        if item.bucket.kind == "community":
+            by_community[item.bucket.name].append(item)
+    invoices = tuple(price_invoice(c, month, by_community[c.id], config.invoices, config.attribution)
+                     for c in config.communities)
+
+    balance = reconciliation.reconcile([t for _, c in collections for t in c.totals], attributed)
+    reconciliation.check(balance)
+    warnings = tuple(f"{source_id}: {w}" for source_id, c in collections for w in c.warnings)
+    return MonthResult(month, attributed, invoices, balance, warnings)
+
+
+def pdf_name(invoice: Invoice) -> str:
+    return f"invoice-{invoice.month}-{invoice.community_id}.pdf"
+
+
+def write_outputs(folder: Path, config: Config, result: MonthResult) -> tuple[Path, ...]:
+    """Write every output file of ``result`` into ``folder`` (which must exist and be empty)."""
+    for invoice in result.invoices:
+        write_invoice_pdf(folder / pdf_name(invoice), invoice, config.community(invoice.community_id), config)
+    csv_files.write_register(folder / "invoice-register.csv", result.invoices)
+    csv_files.write_lines(folder / "invoice-lines.csv", result.invoices)
+    csv_files.write_cost_detail(folder / "cost-detail.csv", result.attributed)
+    csv_files.write_unattributed(folder / "unattributed.csv", result.attributed)
+    csv_files.write_reconciliation(folder / "reconciliation.csv", result.reconciliation)
+    return tuple(sorted(folder.iterdir()))
+
+
+def run_month(config: Config, month: Month, output: Path | None = None) -> RunResult:
+    """Compute ``month`` and replace ``<output>/<YYYY-MM>/`` with its outputs, whole."""
+    result = compute_month(config, month)
+    root = Path(output) if output is not None else config.output
+    final = root / str(month)
+    staging = root / f".{month}.partial-{os.getpid()}"
+    retired = root / f".{month}.previous-{os.getpid()}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        names = [p.name for p in write_outputs(staging, config, result)]
+        if final.exists():
+            final.rename(retired)
+        staging.rename(final)
+        shutil.rmtree(retired, ignore_errors=True)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if retired.exists() and not final.exists():
+            retired.rename(final)
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write the outputs to {final}: {exc.strerror or exc}") from None
+        raise
+    return RunResult(result, final, tuple(final / name for name in names))
