@@ -5,7 +5,7 @@ A row no rule matches lands in ``unattributed``: it is never dropped, and it is 
 
 from __future__ import annotations
 
-from typing import Iterable, NamedTuple
+from typing import Iterable, NamedTuple, Sequence
 
 from .config import Match, Rule
 from .records import UNATTRIBUTED, Attributed, Bucket, CostRow
@@ -68,3 +68,9 @@ def describe(match: Match) -> str:
     if conditions:
         text += " where " + " and ".join(f"{k} is {_values(v)}" for k, v in sorted(conditions.items()))
     return text
+
+
+def scope(attributed: Iterable[Attributed], rules: Sequence[Rule]) -> tuple[str, ...]:
+    """What the given rows cover: the description of each rule that matched one, in rule order."""
+    matched = sorted({item.rule for item in attributed if item.rule is not None})
+    return tuple(dict.fromkeys(describe(rules[index].match) for index in matched))

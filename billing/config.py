@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
 from .money import MINOR_UNITS
@@ -36,10 +36,21 @@ def _currency(value: Any) -> Any:
     return value
 
 
+def _as_written(value: Any) -> Any:
+    """An id written without quotes (an AWS account, a project number) as the text in the file.
+
+    YAML would read ``011111111111`` as an octal number; the loader keeps the digits as written.
+    """
+    if isinstance(value, _YamlInt):
+        return value.text
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
 def _one_or_many(value: Any) -> Any:
     """Let a match value be one string or a list of strings; numbers become their text."""
-    items = value if isinstance(value, list) else [value]
-    return [str(v) if isinstance(v, (int, Decimal)) and not isinstance(v, bool) else v for v in items]
+    return [_as_written(v) for v in (value if isinstance(value, list) else [value])]
 
 
 Amount = Annotated[Decimal, BeforeValidator(_no_float)]
@@ -113,17 +124,17 @@ class Match(_Model):
     def provider(self) -> str:
         return "gcp" if self.gcp_project or self.gcp_label else "aws"
 
-    def check(self) -> str | None:
-        """A problem with the combination of conditions, or ``None``."""
+    @model_validator(mode="after")
+    def _one_provider(self) -> Match:
         gcp = self.gcp_project is not None or self.gcp_label is not None
         aws = self.aws_account is not None or self.aws_tag is not None
         if not gcp and not aws:
-            return "needs at least one of gcp_project, gcp_label, aws_account, aws_tag"
+            raise ValueError("needs at least one of gcp_project, gcp_label, aws_account, aws_tag")
         if gcp and aws:
-            return "mixes GCP and AWS conditions; a cost row comes from one provider"
+            raise ValueError("mixes GCP and AWS conditions; a cost row comes from one provider")
         if self.gcp_label == {} or self.aws_tag == {}:
-            return "an empty label or tag condition matches nothing; give key: value"
-        return None
+            raise ValueError("an empty label or tag condition matches nothing; give key: value")
+        return self
 
 
 class Rule(_Model):
@@ -147,15 +158,10 @@ class AwsCostExplorerFiles(_Model):
     type: Literal["aws-cost-explorer-files"]
     id: Id
     path: Path
-    payer_account: Annotated[str, Field(pattern=r"^\d{12}$")]
+    payer_account: Annotated[str, BeforeValidator(_as_written), Field(pattern=r"^\d{12}$")]
     metric: Literal["UnblendedCost", "NetUnblendedCost", "AmortizedCost", "NetAmortizedCost",
                     "BlendedCost"] = "UnblendedCost"
     accept_estimated: bool = False
-
-    @field_validator("payer_account", mode="before")
-    @classmethod
-    def _account_text(cls, value: Any) -> Any:
-        return f"{value:012d}" if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 Source = Annotated[Union[GcpExportFiles, AwsCostExplorerFiles], Field(discriminator="type")]
@@ -187,7 +193,19 @@ Location = tuple[Union[str, int], ...]
 
 
 class _Loader(yaml.SafeLoader):
-    """Safe YAML whose fractional numbers become ``Decimal``."""
+    """Safe YAML whose fractional numbers become ``Decimal`` and whose integers remember their text."""
+
+
+class _YamlInt(int):
+    """An integer from the file, with the text it was written as (``011111111111``)."""
+
+    text: str
+
+
+def _int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    number = _YamlInt(yaml.SafeLoader.construct_yaml_int(loader, node))
+    number.text = node.value
+    return number
 
 
 def _decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
@@ -200,6 +218,7 @@ def _decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
 
 
 _Loader.add_constructor("tag:yaml.org,2002:float", _decimal)
+_Loader.add_constructor("tag:yaml.org,2002:int", _int)
 
 
 def format_location(loc: Location) -> str:
@@ -248,11 +267,8 @@ def _model_at(loc: Location) -> type[BaseModel] | None:
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return None
         field = model.model_fields.get(part)
-        if field is None:
-            # a discriminated union's tag appears in the location: pick that member.
-            members = {m.model_fields["type"].annotation.__args__[0]: m
-                       for m in (GcpExportFiles, AwsCostExplorerFiles)}
-            model = members.get(part)
+        if field is None:  # a discriminated union's tag appears in the location
+            model = SOURCE_TYPES.get(part)
             continue
         annotation = field.annotation
         for candidate in _model_candidates(annotation):
@@ -272,12 +288,18 @@ def _model_candidates(annotation: Any) -> list[type[BaseModel]]:
     return found
 
 
+SOURCE_TYPES = {"gcp-export-files": GcpExportFiles, "aws-cost-explorer-files": AwsCostExplorerFiles}
+
+
 def _pydantic_problems(error: ValidationError) -> list[tuple[Location, str]]:
+    """Each validation error as (location in the file, message), with the source's type
+    (which pydantic puts in the location of a discriminated union) left out."""
     problems = []
     for item in error.errors(include_url=False):
-        loc = tuple(item["loc"])
+        tagged = tuple(item["loc"])
+        loc = tuple(part for part in tagged if part not in SOURCE_TYPES)
         if item["type"] == "extra_forbidden":
-            model = _model_at(loc)
+            model = _model_at(tagged)
             allowed = sorted(model.model_fields) if model else []
             message = f"unknown key {loc[-1]!r}{_suggest(str(loc[-1]), allowed)}"
             if allowed:
@@ -286,7 +308,7 @@ def _pydantic_problems(error: ValidationError) -> list[tuple[Location, str]]:
             message = "field required"
         elif item["type"] == "union_tag_invalid":
             message = (f"unknown source type {item['input'].get('type')!r}; "
-                       "known: gcp-export-files, aws-cost-explorer-files")
+                       f"known: {', '.join(SOURCE_TYPES)}")
             loc = loc + ("type",)
         else:
             message = item["msg"].removeprefix("Value error, ")
@@ -294,22 +316,29 @@ def _pydantic_problems(error: ValidationError) -> list[tuple[Location, str]]:
     return problems
 
 
-def _cross_checks(config: Config) -> list[tuple[Location, str]]:
+def _items(data: dict, field: str) -> list[tuple[int, dict]]:
+    items = data.get(field)
+    return [(i, item) for i, item in enumerate(items) if isinstance(item, dict)] if isinstance(items, list) else []
+
+
+def _cross_checks(data: dict) -> list[tuple[Location, str]]:
+    """Problems between parts of the file: duplicate ids, rules naming unknown communities.
+
+    Runs on the raw data, so they are reported together with the per-field problems.
+    """
     problems: list[tuple[Location, str]] = []
-    for field, items in (("communities", config.communities), ("sources", config.sources)):
+    for field in ("communities", "sources"):
         seen: set[str] = set()
-        for index, item in enumerate(items):
-            if item.id in seen:
-                problems.append(((field, index, "id"), f"duplicate id {item.id!r}"))
-            seen.add(item.id)
-    ids = [c.id for c in config.communities]
-    for index, rule in enumerate(config.attribution):
-        if rule.community not in ids:
+        for index, item in _items(data, field):
+            if item.get("id") in seen:
+                problems.append(((field, index, "id"), f"duplicate id {item['id']!r}"))
+            seen.add(item.get("id"))
+    ids = [str(item.get("id")) for _, item in _items(data, "communities")]
+    for index, rule in _items(data, "attribution"):
+        community = rule.get("community")
+        if isinstance(community, str) and community not in ids:
             problems.append((("attribution", index, "community"),
-                             f"unknown community {rule.community!r}{_suggest(rule.community, ids)}"))
-        problem = rule.match.check()
-        if problem:
-            problems.append((("attribution", index, "match"), problem))
+                             f"unknown community {community!r}{_suggest(community, ids)}"))
     return problems
 
 
@@ -348,8 +377,8 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
         config = Config.model_validate(data)
     except ValidationError as exc:
         problems += _pydantic_problems(exc)
-    if config is not None:
-        problems += _cross_checks(config)
+    problems += _cross_checks(data)
+    problems.sort(key=lambda problem: _line(lines, problem[0]))
     if problems:
         raise ConfigError(
             f"{path}: {len(problems)} problem{'s' if len(problems) > 1 else ''}",
@@ -357,10 +386,15 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
     return _resolve_paths(config, path.parent)
 
 
-def _place(path: Path, lines: dict[Location, int], loc: Location, message: str) -> str:
-    """``config/billing.yaml:42: communities[3].contract.fees: field required``."""
+def _line(lines: dict[Location, int], loc: Location) -> int:
+    """Line of ``loc``, or of its nearest enclosing part that the file has."""
     for end in range(len(loc), -1, -1):
         if loc[:end] in lines:
-            return f"{path}:{lines[loc[:end]]}: {format_location(loc)}: {message}"
-    return f"{path}: {format_location(loc)}: {message}"
+            return lines[loc[:end]]
+    return 0
+
+
+def _place(path: Path, lines: dict[Location, int], loc: Location, message: str) -> str:
+    """``config/billing.yaml:42: communities[3].contract.fees: field required``."""
+    return f"{path}:{_line(lines, loc)}: {format_location(loc)}: {message}"
 

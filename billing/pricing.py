@@ -17,8 +17,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Iterable, Sequence
 
-from .attribution import describe
-from .config import Community, InvoiceSettings, Rule
+from .config import Community, InvoiceSettings
 from .errors import DataError
 from .money import ZERO, quantize
 from .records import PROVIDER_NAMES, TAX, Attributed, Invoice, InvoiceLine, Month
@@ -75,14 +74,13 @@ def invoice_number(settings: InvoiceSettings, community: Community, month: Month
 
 
 def price_invoice(community: Community, month: Month, attributed: Sequence[Attributed],
-                  settings: InvoiceSettings, rules: Sequence[Rule] = ()) -> Invoice:
+                  settings: InvoiceSettings, scope: Sequence[str] = ()) -> Invoice:
     """The invoice of ``community`` for ``month`` from the rows attributed to it.
 
     Issued on the first day of the month after the billing period (deterministic, so a rerun
-    gives the same document), due ``payment_terms_days`` later. ``rules`` are the attribution
-    rules, to say on the invoice what its cloud costs cover.
+    gives the same document), due ``payment_terms_days`` later. ``scope`` says what the cloud
+    costs cover (``attribution.scope``).
     """
-    matched = sorted({item.rule for item in attributed if item.rule is not None})
     issue_date = month.next.first_day
     return Invoice(
         number=invoice_number(settings, community, month),
@@ -94,5 +92,5 @@ def price_invoice(community: Community, month: Month, attributed: Sequence[Attri
         due_date=issue_date + dt.timedelta(days=community.contract.payment_terms_days),
         currency=community.currency,
         lines=tuple(pass_through_lines(community, attributed) + fee_lines(community)),
-        scope=tuple(dict.fromkeys(describe(rules[i].match) for i in matched)),
+        scope=tuple(scope),
     )

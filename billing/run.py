@@ -86,8 +86,10 @@ def compute_month(config: Config, month: Month) -> MonthResult:
     for item in attributed:
         if item.bucket.kind == "community":
             by_community[item.bucket.name].append(item)
-    invoices = tuple(price_invoice(c, month, by_community[c.id], config.invoices, config.attribution)
-                     for c in config.communities)
+    invoices = tuple(
+        price_invoice(c, month, by_community[c.id], config.invoices,
+                      attribution.scope(by_community[c.id], config.attribution))
+        for c in config.communities)
 
     balance = reconciliation.reconcile([t for _, c in collections for t in c.totals], attributed)
     reconciliation.check(balance)

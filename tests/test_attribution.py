@@ -1,0 +1,70 @@
+from billing.attribution import attribute, describe, scope
+from billing.records import UNATTRIBUTED, Bucket
+
+from builders import cost_row, rule
+
+NS = "k8s-namespace"
+TAG = "2i2c:hub-name"
+
+RULES = [
+    rule("paleohack", gcp_project="shared", gcp_label={NS: "paleohack"}),
+    rule("temple", gcp_project=["temple-hub", "temple-dev"]),
+    rule("everyone-on-shared", gcp_project="shared", gcp_label={NS: ["a", "b"]}),
+    rule("ciroh", aws_account="222222222222"),
+    rule("lis", aws_account="333333333333", aws_tag={TAG: "lis"}),
+]
+
+
+def buckets(rows):
+    return [(a.bucket, a.rule) for a in attribute(rows, RULES)]
+
+
+def test_label_within_project():
+    rows = [cost_row(account="shared", labels=[(NS, "paleohack")]),
+            cost_row(account="other", labels=[(NS, "paleohack")]),
+            cost_row(account="shared", labels=[(NS, "b")])]
+    assert buckets(rows) == [(Bucket("community", "paleohack"), 0), (UNATTRIBUTED, None),
+                             (Bucket("community", "everyone-on-shared"), 2)]
+
+
+def test_project_lists_and_providers_do_not_mix():
+    rows = [cost_row(account="temple-dev"),
+            cost_row(provider="aws", account="temple-hub"),
+            cost_row(provider="gcp", account="222222222222")]
+    assert buckets(rows) == [(Bucket("community", "temple"), 1), (UNATTRIBUTED, None), (UNATTRIBUTED, None)]
+
+
+def test_aws_account_and_tag():
+    rows = [cost_row(provider="aws", account="222222222222", labels=[(TAG, "lis")]),
+            cost_row(provider="aws", account="333333333333", labels=[(TAG, "lis")]),
+            cost_row(provider="aws", account="333333333333")]  # untagged
+    assert buckets(rows) == [(Bucket("community", "ciroh"), 3), (Bucket("community", "lis"), 4),
+                             (UNATTRIBUTED, None)]
+
+
+def test_first_matching_rule_wins():
+    rules = [rule("first", gcp_project="p"), rule("second", gcp_project="p", gcp_label={NS: "x"})]
+    [item] = attribute([cost_row(account="p", labels=[(NS, "x")])], rules)
+    assert item.bucket == Bucket("community", "first") and item.rule == 0
+
+
+def test_every_row_lands_in_exactly_one_bucket_in_order():
+    rows = [cost_row(account=f"p{i}", cost=str(i)) for i in range(20)] + [
+        cost_row(account="shared", labels=[(NS, "paleohack")])]
+    attributed = attribute(rows, RULES)
+    assert [a.row for a in attributed] == rows
+
+
+def test_describe_says_what_a_rule_covers():
+    assert describe(RULES[0].match) == "Google Cloud project shared where k8s-namespace is paleohack"
+    assert describe(RULES[1].match) == "Google Cloud project one of temple-hub, temple-dev"
+    assert describe(RULES[4].match) == "AWS account 333333333333 where 2i2c:hub-name is lis"
+
+
+def test_scope_names_each_rule_that_matched_once_in_rule_order():
+    rows = [cost_row(provider="aws", account="333333333333", labels=[(TAG, "lis")]),
+            cost_row(account="shared", labels=[(NS, "paleohack")]),
+            cost_row(account="shared", labels=[(NS, "paleohack")])]
+    assert scope(attribute(rows, RULES), RULES) == (
+        "Google Cloud project shared where k8s-namespace is paleohack",
+        "AWS account 333333333333 where 2i2c:hub-name is lis")

@@ -1,0 +1,224 @@
+"""The config file loads exactly, or every problem is named with its file, line and path."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from billing.cli import main
+from billing.config import load_config
+from billing.errors import ConfigError
+
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "billing.yaml"
+
+# Line numbers below are counted in this text; each test changes one thing with ``replace``.
+MINIMAL = """\
+organisation:
+  name: Open Hub Hosting Cooperative
+  payment_instructions: Bank transfer; quote the invoice number.
+sources:
+  - id: gcp-export
+    type: gcp-export-files
+    path: data/gcp
+communities:
+  - id: paleohack
+    name: PaleoHack
+  - id: lis
+    name: London Interdisciplinary School
+attribution:
+  - community: paleohack
+    match: {gcp_project: hubs-shared-gke, gcp_label: {k8s-namespace: paleohack}}
+"""
+AWS_SOURCE = """\
+    path: data/gcp
+  - id: aws-payer
+    type: aws-cost-explorer-files
+    path: data/aws
+    payer_account: "12345"
+"""
+
+
+def write_config(folder: Path, replace: dict[str, str] | None = None, text: str = MINIMAL) -> Path:
+    for old, new in (replace or {}).items():
+        assert old in text, f"the minimal config has no {old!r} to replace"
+        text = text.replace(old, new, 1)
+    path = folder / "billing.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems(path: Path) -> tuple[str, ...]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return info.value.problems
+
+
+def check_config(path: Path):
+    return CliRunner().invoke(main, ["check-config", "--config", str(path)])
+
+
+# --- valid files ------------------------------------------------------------------------------
+
+def test_the_demo_config_loads_and_check_config_says_ok():
+    config = load_config(DEMO_CONFIG)
+    assert [c.id for c in config.communities] == [
+        "paleohack", "neurohackademy", "ciroh", "oceanhackweek", "coessing", "temple", "callysto", "lis"]
+
+    result = check_config(DEMO_CONFIG)
+
+    assert result.exit_code == 0
+    assert result.stdout == f"OK: {DEMO_CONFIG} (8 communities, 2 sources, 9 attribution rules)\n"
+
+
+def test_fee_amounts_are_exact_decimals_never_floats(tmp_path):
+    fees = ("    name: PaleoHack\n    contract:\n      fees:\n"
+            "        - {description: Service fee, amount: 1000.10}\n"
+            "        - {description: Storage fee, amount: 0.1}\n")
+    config = load_config(write_config(tmp_path, {"    name: PaleoHack\n": fees}))
+
+    service, storage = config.community("paleohack").contract.fees
+    assert isinstance(service.amount, Decimal) and isinstance(storage.amount, Decimal)
+    assert service.amount == Decimal("1000.10") and str(service.amount) == "1000.10"
+    assert storage.amount == Decimal("0.1") and str(storage.amount) == "0.1"
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path):
+    folder = tmp_path / "config"
+    folder.mkdir()
+    path = write_config(folder, {"path: data/gcp": "path: ../data/gcp"}, text=MINIMAL + "output: out\n")
+
+    config = load_config(path)
+
+    assert config.sources[0].path == tmp_path / "data" / "gcp"
+    assert config.output == folder / "out"
+
+
+def test_label_keys_are_the_sorted_keys_the_rules_look_at(tmp_path):
+    rules = MINIMAL + (
+        "  - community: lis\n"
+        "    match: {gcp_project: lis-hub, gcp_label: {app: jupyterhub, k8s-namespace: lis}}\n"
+        "  - community: lis\n"
+        "    match: {aws_account: \"333333333333\", aws_tag: {\"2i2c:hub-name\": lis}}\n")
+    config = load_config(write_config(tmp_path, text=rules))
+
+    assert config.label_keys("gcp") == ("app", "k8s-namespace")
+    assert config.label_keys("aws") == ("2i2c:hub-name",)
+
+
+# --- each problem is named with its place -------------------------------------------------------
+
+def test_a_misspelt_key_is_named_with_its_line_and_a_suggestion(tmp_path):
+    path = write_config(tmp_path, {"    name: PaleoHack\n": "    name: PaleoHack\n    contrct: {}\n"})
+
+    assert problems(path) == (
+        f"{path}:11: communities[0].contrct: unknown key 'contrct' (did you mean 'contract'?); "
+        "allowed here: address, contact, contract, currency, id, name",)
+
+
+def test_check_config_prints_the_problem_on_stderr_and_exits_2(tmp_path):
+    path = write_config(tmp_path, {"    name: PaleoHack\n": "    name: PaleoHack\n    contrct: {}\n"})
+
+    result = check_config(path)
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[:2] == [
+        f"Error: {path}: 1 problem",
+        f"  {path}:11: communities[0].contrct: unknown key 'contrct' (did you mean 'contract'?); "
+        "allowed here: address, contact, contract, currency, id, name"]
+
+
+@pytest.mark.parametrize("remove, expected", [
+    ("  payment_instructions: Bank transfer; quote the invoice number.\n",
+     "1: organisation.payment_instructions: field required"),
+    ("    name: London Interdisciplinary School\n", "11: communities[1].name: field required"),
+])
+def test_a_missing_required_field_is_named_with_its_path(tmp_path, remove, expected):
+    path = write_config(tmp_path, {remove: ""})
+    assert problems(path) == (f"{path}:{expected}",)
+
+
+def test_several_problems_are_all_reported_in_line_order(tmp_path):
+    path = write_config(tmp_path, {
+        "    name: PaleoHack\n": "    name: PaleoHack\n    contrct: {}\n",
+        "  - community: paleohack\n": "  - community: paleohak\n",
+        "{gcp_project: hubs-shared-gke,": "{aws_account: \"333333333333\", gcp_project: hubs-shared-gke,"})
+
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+
+    assert info.value.message == f"{path}: 3 problems"
+    assert info.value.problems == (
+        f"{path}:11: communities[0].contrct: unknown key 'contrct' (did you mean 'contract'?); "
+        "allowed here: address, contact, contract, currency, id, name",
+        f"{path}:15: attribution[0].community: unknown community 'paleohak' (did you mean 'paleohack'?)",
+        f"{path}:16: attribution[0].match: mixes GCP and AWS conditions; a cost row comes from one provider",
+    )
+
+
+def test_a_key_given_twice_in_one_mapping_is_a_problem(tmp_path):
+    path = write_config(tmp_path, {"  payment_instructions:": "  name: Open Hubs\n  payment_instructions:"})
+    assert problems(path) == (f"{path}:3: organisation.name: key 'name' appears twice",)
+
+
+def test_an_unknown_currency_is_named(tmp_path):
+    path = write_config(tmp_path, {"    name: PaleoHack\n": "    name: PaleoHack\n    currency: USX\n"})
+    (problem,) = problems(path)
+    assert problem.startswith(f"{path}:11: communities[0].currency: unknown currency 'USX' (known: AUD, ")
+    assert "USD" in problem
+
+
+def test_an_unknown_source_type_lists_the_known_types(tmp_path):
+    path = write_config(tmp_path, {"type: gcp-export-files": "type: gcp-bigquery"})
+    assert problems(path) == (f"{path}:6: sources[0].type: unknown source type 'gcp-bigquery'; "
+                              "known: gcp-export-files, aws-cost-explorer-files",)
+
+
+def test_a_payer_account_that_is_not_12_digits_is_refused(tmp_path):
+    path = write_config(tmp_path, {"    path: data/gcp\n": AWS_SOURCE})
+    (problem,) = problems(path)
+    assert "payer_account: String should match pattern '^\\d{12}$'" in problem
+
+
+def test_a_payer_account_problem_is_placed_at_its_own_line_and_path(tmp_path):
+    path = write_config(tmp_path, {"    path: data/gcp\n": AWS_SOURCE})
+    assert problems(path) == (f"{path}:11: sources[1].payer_account: String should match pattern '^\\d{{12}}$'",)
+
+
+def test_an_unquoted_payer_account_with_a_leading_zero_is_never_silently_changed(tmp_path):
+    path = write_config(tmp_path, {"    path: data/gcp\n": AWS_SOURCE.replace('"12345"', "011111111111")})
+    try:
+        account = load_config(path).sources[1].payer_account
+    except ConfigError:
+        return  # refusing the unquoted account is as good as reading it as written
+    assert account == "011111111111"
+
+
+# --- files that cannot be read ------------------------------------------------------------------
+
+def test_a_missing_config_file_is_named_and_exits_2(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "absent.yaml")
+    assert info.value.message == f"config file {tmp_path / 'absent.yaml'} not found (give one with --config PATH)"
+
+    result = check_config(tmp_path / "absent.yaml")
+    assert result.exit_code == 2
+    assert "not found" in result.stderr
+
+
+def test_invalid_yaml_is_named_with_its_line(tmp_path):
+    # The bracket opened on line 2 is never closed; YAML notices at the ':' on line 3.
+    path = write_config(tmp_path, {"name: Open Hub Hosting Cooperative": "name: [Open Hub Hosting Cooperative"})
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.message.startswith(f"{path}:3: not valid YAML: ")
+
+
+def test_unquoted_account_ids_in_rules_are_read_as_written(tmp_path):
+    rule = "    match: {aws_account: [000000000001, 222222222222]}\n"
+    config = load_config(write_config(
+        tmp_path, {"    match: {gcp_project: hubs-shared-gke, gcp_label: {k8s-namespace: paleohack}}\n": rule}))
+    assert config.attribution[0].match.aws_account == ["000000000001", "222222222222"]

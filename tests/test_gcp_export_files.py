@@ -1,0 +1,136 @@
+"""The GCP aggregation: one BigQuery-dialect SQL text, run by DuckDB over export copies."""
+
+from decimal import Decimal
+
+import duckdb
+import pytest
+
+from billing.collectors import gcp_files, gcp_sql
+from billing.config import GcpExportFiles
+from billing.errors import DataError, SourceError
+from billing.records import Month, SourceTotal
+
+from conftest import ACCOUNT, export_row, write_export
+
+SEPTEMBER = Month(2022, 9)
+NS = "k8s-namespace"
+
+
+def september_rows() -> list[str]:
+    return [
+        # two rows of one group: costs and credits per type add up
+        export_row(cost="10.004", labels=[(NS, "hub-a")],
+                   credits=[("SUSTAINED_USAGE_DISCOUNT", "-1.0015"), ("COMMITTED_USAGE_DISCOUNT", "-0.5")]),
+        export_row(cost="5.003", labels=[(NS, "hub-a"), ("goog-k8s-cluster-name", "shared")],
+                   credits=[("SUSTAINED_USAGE_DISCOUNT", "-0.25")]),
+        export_row(cost="2.5", labels=[(NS, "hub-b"), ("goog-k8s-cluster-name", "shared")]),
+        # late usage from August, billed on the September invoice
+        export_row(cost="1.25", labels=[(NS, "hub-b")], usage_start="2022-08-31 23:00:00 UTC"),
+        export_row(cost="0.3", service="Cloud Storage"),
+        export_row(cost="0.72", cost_type="tax"),
+        export_row(project=None, service="Invoice", cost="0.004213", cost_type="rounding_error"),
+        # September usage billed in October, and an August row: not in September's invoice
+        export_row(cost="99", labels=[(NS, "hub-a")], usage_start="2022-09-30 23:00:00 UTC", invoice="202210"),
+        export_row(cost="77", invoice="202208", usage_start="2022-08-05 00:00:00 UTC"),
+    ] + [
+        # ten tiny amounts: DECIMAL(18, 3) would sum them to 0.001
+        export_row(project="tiny", cost="0.000123456") for _ in range(10)
+    ]
+
+
+def source(path) -> GcpExportFiles:
+    return GcpExportFiles(type="gcp-export-files", id="gcp", path=path)
+
+
+def summary(rows):
+    return [(r.project_or_account, r.service, r.charge_type, r.labels, r.cost, r.credits) for r in rows]
+
+
+EXPECTED = [
+    ("", "Invoice", "rounding", (), Decimal("0.004213"), ()),
+    ("hubs-shared", "Cloud Storage", "usage", (), Decimal("0.3"), ()),
+    ("hubs-shared", "Compute Engine", "tax", (), Decimal("0.72"), ()),
+    ("hubs-shared", "Compute Engine", "usage", ((NS, "hub-a"),), Decimal("15.007"),
+     (("COMMITTED_USAGE_DISCOUNT", Decimal("-0.5")), ("SUSTAINED_USAGE_DISCOUNT", Decimal("-1.2515")))),
+    ("hubs-shared", "Compute Engine", "usage", ((NS, "hub-b"),), Decimal("3.75"), ()),
+    ("tiny", "Compute Engine", "usage", (), Decimal("0.00123456"), ()),
+]
+
+
+def test_groups_by_invoice_month_with_credits_per_type(tmp_path):
+    write_export(tmp_path, september_rows())
+    collection = gcp_files.collect(source(tmp_path), SEPTEMBER, (NS,))
+    assert summary(collection.rows) == EXPECTED
+    assert {r.invoice_month for r in collection.rows} == {"2022-09"}
+    assert {r.billing_account for r in collection.rows} == {ACCOUNT}
+    assert all(isinstance(r.cost, Decimal) for r in collection.rows)
+    hub_a = collection.rows[3]
+    assert hub_a.net == Decimal("13.2555")
+
+
+def test_source_total_is_googles_invoice_total(tmp_path):
+    write_export(tmp_path, september_rows())
+    collection = gcp_files.collect(source(tmp_path), SEPTEMBER, (NS,))
+    # costs 19.78244756, credits -1.7515
+    assert collection.totals == (SourceTotal("gcp", ACCOUNT, "2022-09", "USD", Decimal("18.03094756")),)
+    assert sum(r.net for r in collection.rows) == collection.totals[0].total
+
+
+def test_only_configured_label_keys_split_rows(tmp_path):
+    write_export(tmp_path, september_rows())
+    rows = gcp_files.collect(source(tmp_path), SEPTEMBER, ()).rows
+    compute = [r for r in rows if r.project_or_account == "hubs-shared" and r.charge_type == "usage"
+               and r.service == "Compute Engine"]
+    assert len(compute) == 1 and compute[0].labels == ()
+    assert compute[0].cost == Decimal("18.757")
+
+
+def test_parquet_and_gzipped_ndjson_give_the_same_rows(tmp_path):
+    ndjson = write_export(tmp_path / "ndjson", september_rows())
+    expected = gcp_files.collect(source(ndjson.parent), SEPTEMBER, (NS,)).rows
+
+    write_export(tmp_path / "gz", september_rows(), gzipped=True)
+    assert gcp_files.collect(source(tmp_path / "gz"), SEPTEMBER, (NS,)).rows == expected
+
+    (tmp_path / "parquet").mkdir()
+    reader = gcp_files._reader([ndjson], "ndjson")
+    duckdb.sql(f"COPY (SELECT * FROM {reader}) TO '{tmp_path / 'parquet' / 'export.parquet'}' (FORMAT parquet)")
+    assert gcp_files.collect(source(tmp_path / "parquet"), SEPTEMBER, (NS,)).rows == expected
+
+
+def test_the_sql_is_bigquery_text_with_parameters_and_exact_numerics():
+    text = gcp_sql.cost_query("`p.d.gcp_billing_export_v1_X`", 2)
+    assert "@invoice_month" in text and "@label_key_1" in text
+    assert "invoice.month = @invoice_month" in text
+    duck = gcp_sql.to_duckdb(text, gcp_sql.parameters(SEPTEMBER, ("a", "b")))
+    assert "'202209'" in duck and "DECIMAL(38, 9)" in duck
+    assert "DECIMAL)" not in duck and "DECIMAL(18" not in duck
+    with pytest.raises(KeyError, match="label_key_1"):
+        gcp_sql.to_duckdb(text, gcp_sql.parameters(SEPTEMBER, ("a",)))
+
+
+def test_a_month_with_no_rows_is_a_data_error(tmp_path):
+    write_export(tmp_path, september_rows())
+    with pytest.raises(DataError, match="no rows with invoice month 2022-11"):
+        gcp_files.collect(source(tmp_path), Month(2022, 11), ())
+
+
+def test_missing_files_are_a_source_error(tmp_path):
+    with pytest.raises(SourceError, match="no export files at"):
+        gcp_files.collect(source(tmp_path / "nowhere"), SEPTEMBER, ())
+    (tmp_path / "notes.txt").write_text("not an export")
+    with pytest.raises(SourceError, match="no export files at"):
+        gcp_files.collect(source(tmp_path), SEPTEMBER, ())
+
+
+def test_malformed_json_is_a_data_error_naming_the_source(tmp_path):
+    write_export(tmp_path, [export_row(), '{"billing_account_id": "X", "cost": '])
+    with pytest.raises(DataError, match="source 'gcp': cannot read the export files"):
+        gcp_files.collect(source(tmp_path), SEPTEMBER, ())
+
+
+def test_mixed_formats_in_one_source_are_refused(tmp_path):
+    write_export(tmp_path, [export_row()])
+    (tmp_path / "other.parquet").write_bytes(b"PAR1")
+    with pytest.raises(SourceError, match="mixes NDJSON and Parquet"):
+        gcp_files.collect(source(tmp_path), SEPTEMBER, ())
