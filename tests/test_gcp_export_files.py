@@ -134,3 +134,15 @@ def test_mixed_formats_in_one_source_are_refused(tmp_path):
     (tmp_path / "other.parquet").write_bytes(b"PAR1")
     with pytest.raises(SourceError, match="mixes NDJSON and Parquet"):
         gcp_files.collect(source(tmp_path), SEPTEMBER, ())
+
+
+def test_native_list_functions_give_the_same_result_as_the_plain_translation(tmp_path):
+    path = write_export(tmp_path, september_rows())
+    connection = duckdb.connect()
+    connection.execute(f"CREATE VIEW {gcp_files.VIEW} AS SELECT * FROM {gcp_files._reader([path], 'ndjson')}")
+    params = gcp_sql.parameters(SEPTEMBER, (NS, "goog-k8s-cluster-name"))
+    for text in (gcp_sql.cost_query(gcp_files.VIEW, 2), gcp_sql.total_query(gcp_files.VIEW)):
+        fast, plain = gcp_sql.to_duckdb(text, params), gcp_sql.to_duckdb(text, params, native_lists=False)
+        assert "list_transform(" in fast and "list_transform(" not in plain
+        assert sorted(connection.execute(fast).fetchall(), key=repr) == \
+            sorted(connection.execute(plain).fetchall(), key=repr)

@@ -92,9 +92,51 @@ def bind(sql: str, params: Mapping[str, str]) -> exp.Expression:
     return sqlglot.parse_one(sql, read="bigquery").transform(substitute)
 
 
-def to_duckdb(sql: str, params: Mapping[str, str]) -> str:
-    """The BigQuery text with parameters bound, as DuckDB SQL."""
-    return bind(sql, params).sql(dialect="duckdb")
+def to_duckdb(sql: str, params: Mapping[str, str], native_lists: bool = True) -> str:
+    """The BigQuery text with parameters bound, as DuckDB SQL.
+
+    With ``native_lists``, scalar subqueries over an UNNEST (``(SELECT ANY_VALUE(l.value) FROM
+    UNNEST(labels) AS l WHERE l.key = ...)``, ``(SELECT SUM(...) FROM UNNEST(credits) AS c)``)
+    become DuckDB list functions: same result, about thirty times faster than DuckDB's
+    decorrelated joins (see benchmarks/gcp_local_collector.py).
+    """
+    tree = bind(sql, params)
+    replacements: dict[str, str] = {}
+    if native_lists:
+        def rewrite(node: exp.Expression) -> exp.Expression:
+            native = _list_function(node.this) if isinstance(node, exp.Subquery) else None
+            if native is None:
+                return node
+            placeholder = f"__native_list_{len(replacements)}__"
+            replacements[placeholder] = native
+            return exp.column(placeholder)
+
+        tree = tree.transform(rewrite)
+    text = tree.sql(dialect="duckdb")
+    for placeholder, native in replacements.items():
+        text = text.replace(placeholder, native)
+    return text
+
+
+def _list_function(select: exp.Expression) -> str | None:
+    """DuckDB list-function text for ``(SELECT ANY_VALUE|SUM(f(x)) FROM UNNEST(a) AS x [WHERE p(x)])``."""
+    if not isinstance(select, exp.Select) or len(select.expressions) != 1:
+        return None
+    if {key for key, value in select.args.items() if value} - {"expressions", "from_", "where"}:
+        return None
+    source = select.args["from_"].this
+    alias = source.args.get("alias") if isinstance(source, exp.Unnest) else None
+    if alias is None or len(source.expressions) != 1 or len(alias.columns) != 1:
+        return None
+    var, array = alias.columns[0].name, source.expressions[0].sql(dialect="duckdb")
+    where = select.args.get("where")
+    items = f"list_filter({array}, lambda {var}: {where.this.sql(dialect='duckdb')})" if where else array
+    aggregate = select.expressions[0]
+    if isinstance(aggregate, exp.AnyValue):
+        return f"list_transform({items}, lambda {var}: {aggregate.this.sql(dialect='duckdb')})[1]"
+    if isinstance(aggregate, exp.Sum):
+        return f"list_sum(list_transform({items}, lambda {var}: {aggregate.this.sql(dialect='duckdb')}))"
+    return None
 
 
 def _month(compact: str) -> str:
