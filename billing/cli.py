@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from .config import DEFAULT_CONFIG, load_config
-from .errors import EXIT_USAGE, BillingError
+from .errors import BillingError
 from .money import format_amount
 from .records import Month
 from .run import run_month
@@ -69,6 +69,8 @@ def run(month: str, config_path: Path, output: Path | None) -> None:
 
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
+    for note in result.notes:
+        click.echo(note)
     rows = [(i.community_name, format_amount(i.cloud_costs, i.currency), format_amount(i.fees, i.currency),
              format_amount(i.total, i.currency), i.currency) for i in result.invoices]
     headers = ("Community", "Cloud costs", "Fees", "Total", "")

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Callable, Literal, Union
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
 from .money import MINOR_UNITS
@@ -52,6 +53,22 @@ def _one_or_many(value: Any) -> Any:
     """Let a match value be one string or a list of strings; numbers become their text."""
     return [_as_written(v) for v in (value if isinstance(value, list) else [value])]
 
+
+def _pattern(regex: str, message: str) -> Callable[[str], str]:
+    """A validator that explains, in words, what a value must look like."""
+    compiled = re.compile(regex)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{value!r} {message}")
+        return value
+
+    return check
+
+
+GCP_PROJECT = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
+EXPORT_TABLE = (GCP_PROJECT + r"\.[A-Za-z0-9_]{1,1024}\."
+                r"gcp_billing_export_(resource_)?v1_[0-9A-Fa-f]{6}_[0-9A-Fa-f]{6}_[0-9A-Fa-f]{6}")
 
 Amount = Annotated[Decimal, BeforeValidator(_no_float)]
 Currency = Annotated[str, BeforeValidator(_currency)]
@@ -152,19 +169,44 @@ class GcpExportFiles(_Model):
     path: Path
 
 
+class GcpBigQuery(_Model):
+    """The GCP billing export in BigQuery, queried in place; credentials from Application Default
+    Credentials only (never in this file).
+
+    ``table`` is the export table's full name, ``project.dataset.gcp_billing_export_v1_<ACCOUNT>``
+    (standard) or ``..._resource_v1_<ACCOUNT>`` (detailed). Query jobs run in ``job_project``.
+    Only the partitions from ``partition_days_before`` days before the month to
+    ``partition_days_after`` days after it are scanned (late rows arrive after the month ends).
+    """
+
+    type: Literal["gcp-bigquery"]
+    id: Id
+    table: Annotated[str, AfterValidator(_pattern(
+        EXPORT_TABLE, "must be the export table's full name, project.dataset.gcp_billing_export_v1_<ACCOUNT> "
+        "or project.dataset.gcp_billing_export_resource_v1_<ACCOUNT> (the account id with _ for -)"))]
+    job_project: Annotated[str, AfterValidator(_pattern(GCP_PROJECT, "must be a GCP project id, e.g. my-billing-project"))]
+    location: str | None = None
+    api_endpoint: str | None = Field(None, pattern=r"^https?://[^\s/]+(/.*)?$")
+    partition_days_before: int = Field(7, ge=0, le=62)
+    partition_days_after: int = Field(15, ge=0, le=62)
+    maximum_bytes_billed: int = Field(50 * 10**9, gt=0)
+    timeout_seconds: int = Field(300, gt=0)
+
+
 class AwsCostExplorerFiles(_Model):
     """Saved Cost Explorer GetCostAndUsage responses: ``<path>/<YYYY-MM>/*.json``, one file per page."""
 
     type: Literal["aws-cost-explorer-files"]
     id: Id
     path: Path
-    payer_account: Annotated[str, BeforeValidator(_as_written), Field(pattern=r"^\d{12}$")]
+    payer_account: Annotated[str, BeforeValidator(_as_written),
+                             AfterValidator(_pattern(r"\d{12}", "must be a 12-digit AWS account id"))]
     metric: Literal["UnblendedCost", "NetUnblendedCost", "AmortizedCost", "NetAmortizedCost",
                     "BlendedCost"] = "UnblendedCost"
     accept_estimated: bool = False
 
 
-Source = Annotated[Union[GcpExportFiles, AwsCostExplorerFiles], Field(discriminator="type")]
+Source = Annotated[Union[GcpExportFiles, GcpBigQuery, AwsCostExplorerFiles], Field(discriminator="type")]
 
 
 class Config(_Model):
@@ -288,7 +330,8 @@ def _model_candidates(annotation: Any) -> list[type[BaseModel]]:
     return found
 
 
-SOURCE_TYPES = {"gcp-export-files": GcpExportFiles, "aws-cost-explorer-files": AwsCostExplorerFiles}
+SOURCE_TYPES = {"gcp-export-files": GcpExportFiles, "gcp-bigquery": GcpBigQuery,
+                "aws-cost-explorer-files": AwsCostExplorerFiles}
 
 
 def _pydantic_problems(error: ValidationError) -> list[tuple[Location, str]]:
@@ -346,7 +389,8 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     def resolve(path: Path) -> Path:
         return Path(os.path.normpath(base / path))
 
-    sources = [s.model_copy(update={"path": resolve(s.path)}) for s in config.sources]
+    sources = [s.model_copy(update={"path": resolve(s.path)}) if hasattr(s, "path") else s
+               for s in config.sources]
     return config.model_copy(update={"sources": sources, "output": resolve(config.output)})
 
 

@@ -58,3 +58,9 @@ class OutputError(BillingError):
     """The output folder cannot be written."""
 
     exit_code = EXIT_USAGE
+
+
+class SourceUnavailable(BillingError):
+    """A source did not answer in time or kept failing; trying again later may work."""
+
+    exit_code = EXIT_DATA

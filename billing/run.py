@@ -32,7 +32,8 @@ class MonthResult(NamedTuple):
         attributed: every cost row with its bucket.
         invoices: one per community, in config order.
         reconciliation: one row per provider, billing account and month; all balanced.
-        warnings: lines a person should read (provisional data, ...).
+        warnings: lines a person should act on (provisional data, ...).
+        notes: what collecting did and cost (bytes scanned, paid API requests).
     """
 
     month: Month
@@ -40,6 +41,7 @@ class MonthResult(NamedTuple):
     invoices: tuple[Invoice, ...]
     reconciliation: tuple[ReconciliationRow, ...]
     warnings: tuple[str, ...]
+    notes: tuple[str, ...] = ()
 
     def unattributed(self) -> dict[str, Decimal]:
         """Unattributed net cost per currency."""
@@ -94,7 +96,8 @@ def compute_month(config: Config, month: Month) -> MonthResult:
     balance = reconciliation.reconcile([t for _, c in collections for t in c.totals], attributed)
     reconciliation.check(balance)
     warnings = tuple(f"{source_id}: {w}" for source_id, c in collections for w in c.warnings)
-    return MonthResult(month, attributed, invoices, balance, warnings)
+    notes = tuple(f"{source_id}: {n}" for source_id, c in collections for n in c.notes)
+    return MonthResult(month, attributed, invoices, balance, warnings, notes)
 
 
 def pdf_name(invoice: Invoice) -> str:

@@ -172,20 +172,20 @@ def test_an_unknown_currency_is_named(tmp_path):
 
 
 def test_an_unknown_source_type_lists_the_known_types(tmp_path):
-    path = write_config(tmp_path, {"type: gcp-export-files": "type: gcp-bigquery"})
-    assert problems(path) == (f"{path}:6: sources[0].type: unknown source type 'gcp-bigquery'; "
-                              "known: gcp-export-files, aws-cost-explorer-files",)
+    path = write_config(tmp_path, {"type: gcp-export-files": "type: gcp-bigqeury"})
+    assert problems(path) == (f"{path}:6: sources[0].type: unknown source type 'gcp-bigqeury'; "
+                              "known: gcp-export-files, gcp-bigquery, aws-cost-explorer-files",)
 
 
 def test_a_payer_account_that_is_not_12_digits_is_refused(tmp_path):
     path = write_config(tmp_path, {"    path: data/gcp\n": AWS_SOURCE})
     (problem,) = problems(path)
-    assert "payer_account: String should match pattern '^\\d{12}$'" in problem
+    assert "payer_account: '12345' must be a 12-digit AWS account id" in problem
 
 
 def test_a_payer_account_problem_is_placed_at_its_own_line_and_path(tmp_path):
     path = write_config(tmp_path, {"    path: data/gcp\n": AWS_SOURCE})
-    assert problems(path) == (f"{path}:11: sources[1].payer_account: String should match pattern '^\\d{{12}}$'",)
+    assert problems(path) == (f"{path}:11: sources[1].payer_account: '12345' must be a 12-digit AWS account id",)
 
 
 def test_an_unquoted_payer_account_with_a_leading_zero_is_never_silently_changed(tmp_path):

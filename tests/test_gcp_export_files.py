@@ -6,56 +6,11 @@ import duckdb
 import pytest
 
 from billing.collectors import gcp_files, gcp_sql
-from billing.config import GcpExportFiles
 from billing.errors import DataError, SourceError
 from billing.records import Month, SourceTotal
 
-from conftest import ACCOUNT, export_row, write_export
-
-SEPTEMBER = Month(2022, 9)
-NS = "k8s-namespace"
-
-
-def september_rows() -> list[str]:
-    return [
-        # two rows of one group: costs and credits per type add up
-        export_row(cost="10.004", labels=[(NS, "hub-a")],
-                   credits=[("SUSTAINED_USAGE_DISCOUNT", "-1.0015"), ("COMMITTED_USAGE_DISCOUNT", "-0.5")]),
-        export_row(cost="5.003", labels=[(NS, "hub-a"), ("goog-k8s-cluster-name", "shared")],
-                   credits=[("SUSTAINED_USAGE_DISCOUNT", "-0.25")]),
-        export_row(cost="2.5", labels=[(NS, "hub-b"), ("goog-k8s-cluster-name", "shared")]),
-        # late usage from August, billed on the September invoice
-        export_row(cost="1.25", labels=[(NS, "hub-b")], usage_start="2022-08-31 23:00:00 UTC"),
-        export_row(cost="0.3", service="Cloud Storage"),
-        export_row(cost="0.72", cost_type="tax"),
-        export_row(project=None, service="Invoice", cost="0.004213", cost_type="rounding_error"),
-        # September usage billed in October, and an August row: not in September's invoice
-        export_row(cost="99", labels=[(NS, "hub-a")], usage_start="2022-09-30 23:00:00 UTC", invoice="202210"),
-        export_row(cost="77", invoice="202208", usage_start="2022-08-05 00:00:00 UTC"),
-    ] + [
-        # ten tiny amounts: DECIMAL(18, 3) would sum them to 0.001
-        export_row(project="tiny", cost="0.000123456") for _ in range(10)
-    ]
-
-
-def source(path) -> GcpExportFiles:
-    return GcpExportFiles(type="gcp-export-files", id="gcp", path=path)
-
-
-def summary(rows):
-    return [(r.project_or_account, r.service, r.charge_type, r.labels, r.cost, r.credits) for r in rows]
-
-
-EXPECTED = [
-    ("", "Invoice", "rounding", (), Decimal("0.004213"), ()),
-    ("hubs-shared", "Cloud Storage", "usage", (), Decimal("0.3"), ()),
-    ("hubs-shared", "Compute Engine", "tax", (), Decimal("0.72"), ()),
-    ("hubs-shared", "Compute Engine", "usage", ((NS, "hub-a"),), Decimal("15.007"),
-     (("COMMITTED_USAGE_DISCOUNT", Decimal("-0.5")), ("SUSTAINED_USAGE_DISCOUNT", Decimal("-1.2515")))),
-    ("hubs-shared", "Compute Engine", "usage", ((NS, "hub-b"),), Decimal("3.75"), ()),
-    ("tiny", "Compute Engine", "usage", (), Decimal("0.00123456"), ()),
-]
-
+from conftest import (ACCOUNT, EXPECTED, NS, SEPTEMBER, export_row, september_rows, source, summary,
+                      write_export)
 
 def test_groups_by_invoice_month_with_credits_per_type(tmp_path):
     write_export(tmp_path, september_rows())

@@ -4,28 +4,28 @@ A collector is a function ``collect(source, month, label_keys) -> Collection``. 
 it returns normalized ``CostRow``s plus the source's own total per billing account, and never
 writes anything. Which collector serves a source is chosen from ``COLLECTORS`` by the source's
 ``type``; nothing downstream knows which cloud a row came from except through its fields.
+Collector modules are imported when first used, so a run pays only for the clients it needs.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import importlib
 
 from ..config import Source
 from ..records import Month
 from .base import Collection
-from . import aws_files, gcp_files
 
-Collector = Callable[[Source, Month, tuple[str, ...]], Collection]
-
-COLLECTORS: dict[str, Collector] = {
-    "gcp-export-files": gcp_files.collect,
-    "aws-cost-explorer-files": aws_files.collect,
+COLLECTORS: dict[str, str] = {
+    "gcp-export-files": "gcp_files",
+    "gcp-bigquery": "gcp_bigquery",
+    "aws-cost-explorer-files": "aws_files",
 }
 
 
 def collect(source: Source, month: Month, label_keys: tuple[str, ...]) -> Collection:
     """Collect one source's costs for ``month``, keeping only the ``label_keys`` attribution uses."""
-    return COLLECTORS[source.type](source, month, label_keys)
+    module = importlib.import_module(f"{__name__}.{COLLECTORS[source.type]}")
+    return module.collect(source, month, label_keys)
 
 
 __all__ = ["COLLECTORS", "Collection", "collect"]

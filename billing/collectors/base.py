@@ -15,10 +15,12 @@ class Collection(NamedTuple):
         totals: the source's own total per billing account (for reconciliation).
         label_keys: the label/tag keys the rows can carry (for AWS, the tags the responses
             were grouped by), so that a rule on any other key can be reported.
-        warnings: things a person should know (e.g. a provisional month), one line each.
+        warnings: things a person should act on (e.g. a provisional month), one line each.
+        notes: what the collection did and cost (bytes scanned, paid requests), one line each.
     """
 
     rows: tuple[CostRow, ...]
     totals: tuple[SourceTotal, ...]
     label_keys: frozenset[str]
     warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()

@@ -7,11 +7,15 @@ keys attribution needs, and returns *long* rows: one per group for the cost, plu
 and credit type for the credits. Amounts are summed as ``NUMERIC(38, 9)``: a bare ``NUMERIC``
 would become DuckDB's ``DECIMAL(18, 3)`` and silently lose digits.
 
-Parameters: ``@invoice_month`` (``'YYYYMM'``) and ``@label_key_0`` ... ``@label_key_<n-1>``.
+Parameters: ``@invoice_month`` (``'YYYYMM'``) and ``@label_key_0`` ... ``@label_key_<n-1>``; with
+a partition filter (BigQuery's export tables are partitioned by ingestion day), also the DATEs
+``@partition_start`` and ``@partition_end``. Copies of the export on disk have no partitions, so
+the local collector asks for the text without that filter; it is otherwise the same text.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Iterable, Mapping
 
@@ -29,7 +33,10 @@ def label_column(index: int) -> str:
     return f"label_{index}"
 
 
-def cost_query(table: str, label_count: int) -> str:
+PARTITION_FILTER = "\n    AND DATE(_PARTITIONTIME) BETWEEN @partition_start AND @partition_end"
+
+
+def cost_query(table: str, label_count: int, partition_filter: bool = False) -> str:
     """Costs and credits of one invoice month, grouped, in BigQuery's dialect."""
     labels = [label_column(i) for i in range(label_count)]
     label_selects = "".join(
@@ -47,7 +54,7 @@ def cost_query(table: str, label_count: int) -> str:
     CAST(cost AS {NUMERIC}) AS cost,
     credits
   FROM {table}
-  WHERE invoice.month = @invoice_month
+  WHERE invoice.month = @invoice_month{PARTITION_FILTER if partition_filter else ""}
 )
 SELECT {keys}, CAST(NULL AS STRING) AS credit_type, SUM(cost) AS amount
 FROM export_rows
@@ -58,7 +65,7 @@ FROM export_rows, UNNEST(credits) AS c
 GROUP BY {keys}, c.type"""
 
 
-def total_query(table: str) -> str:
+def total_query(table: str, partition_filter: bool = False) -> str:
     """Google's own invoice-total query for one invoice month, per billing account."""
     return f"""SELECT
   invoice.month AS invoice_month,
@@ -67,7 +74,7 @@ def total_query(table: str) -> str:
   SUM(CAST(cost AS {NUMERIC}))
     + SUM(IFNULL((SELECT SUM(CAST(c.amount AS {NUMERIC})) FROM UNNEST(credits) AS c), 0)) AS total
 FROM {table}
-WHERE invoice.month = @invoice_month
+WHERE invoice.month = @invoice_month{PARTITION_FILTER if partition_filter else ""}
 GROUP BY invoice_month, billing_account_id, currency"""
 
 
@@ -76,6 +83,14 @@ def parameters(month: Month, label_keys: tuple[str, ...]) -> dict[str, str]:
     params = {"invoice_month": month.compact}
     params.update({f"label_key_{i}": key for i, key in enumerate(label_keys)})
     return params
+
+
+def partition_window(month: Month, days_before: int, days_after: int) -> tuple[dt.date, dt.date]:
+    """The ingestion days that can hold rows of ``month``'s invoice: a little before the month
+    (rows are exported with a delay of hours) to ``days_after`` after it (late usage, credits and
+    adjustments that arrive while the month settles)."""
+    return (month.first_day - dt.timedelta(days=days_before),
+            month.last_day + dt.timedelta(days=days_after))
 
 
 def bind(sql: str, params: Mapping[str, str]) -> exp.Expression:
