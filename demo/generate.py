@@ -26,14 +26,19 @@ GCP: billing account 01A2B3-C4D5E6-F7A8B9, USD.
   Each invoice month has one tax row per project and a rounding_error row (project
   null); 2022-09 also has a negative adjustment on hubs-shared-gke.
 
-AWS: payer account 111111111111, USD.
-  aws/YYYY-MM/page-N.json are saved Cost Explorer GetCostAndUsage responses
-  (MONTHLY, UnblendedCost, GroupBy LINKED_ACCOUNT and TAG 2i2c:hub-name) chained by
-  NextPageToken. Tag "2i2c:hub-name$" (empty value) is untagged cost.
+AWS: payer account 111111111111, USD. Saved Cost Explorer GetCostAndUsage responses
+  (MONTHLY, UnblendedCost), one JSON file per page chained by NextPageToken, for two
+  requests a month, as the aws-cost-explorer source caches them:
+  - aws/YYYY-MM/usage/page-N.json: RECORD_TYPE Usage only, GroupBy LINKED_ACCOUNT and
+    TAG 2i2c:hub-name ("2i2c:hub-name$", an empty value, is untagged cost);
+  - aws/YYYY-MM/record-types/page-N.json: everything, GroupBy RECORD_TYPE and
+    LINKED_ACCOUNT: each account's Usage (the exact sum of its usage groups) plus Tax,
+    a Credit (CIROH research credits, 2022-09), a Refund (shared cluster, 2022-10) and
+    the management account's Support fee.
+  Accounts:
   - 222222222222 ciroh-hub: dedicated CIROH cluster, mostly untagged.
   - 333333333333 hubs-shared-eks: shared cluster with hubs lis (London
-    Interdisciplinary School), oceanhackweek and staging, plus untagged cost,
-    which nets negative in 2022-10 (a refund larger than the untagged usage).
+    Interdisciplinary School), oceanhackweek and staging, plus untagged cost.
   - 111111111111 management: the payer's own small untagged costs.
 """
 
@@ -119,7 +124,14 @@ AWS_GROUPS = [  # linked account, hub tag ("" = untagged), min and max USD per m
     ("333333333333", "oceanhackweek", 300, 500),
     ("333333333333", "staging", 150, 250),
 ]
-AWS_REFUND = ((2022, 10), "333333333333", "", -25, -5)  # a net negative group
+# Record types other than Usage, per month: (linked account, record type, min, max USD).
+AWS_OTHER_RECORDS = {
+    (2022, 8): [("111111111111", "Tax", 2, 6), ("222222222222", "Tax", 150, 250)],
+    (2022, 9): [("111111111111", "Tax", 2, 6), ("222222222222", "Tax", 150, 250),
+                ("222222222222", "Credit", -600, -400), ("111111111111", "Support fee", 29, 29)],
+    (2022, 10): [("111111111111", "Tax", 2, 6), ("222222222222", "Tax", 150, 250),
+                 ("333333333333", "Refund", -25, -5), ("111111111111", "Support fee", 29, 29)],
+}
 
 
 # ---------------------------------------------------------------- helpers
@@ -298,23 +310,40 @@ def opaque(*parts):
     return hashlib.sha256("/".join(parts).encode()).hexdigest()
 
 
-def aws_groups(rng, year, month):
-    groups = []
-    for account, tag, low, high in AWS_GROUPS:
-        if ((year, month), account, tag) == AWS_REFUND[:3]:
-            low, high = AWS_REFUND[3:]
-        amount = Decimal(rng.randint(low * 10**10, high * 10**10)) / Decimal(10**10)
-        cost = {"Amount": format(amount.quantize(Decimal("1E-10")), "f"), "Unit": "USD"}
-        groups.append({"Keys": [account, f"{TAG_KEY}${tag}"], "Metrics": {"UnblendedCost": cost}})
-    return sorted(groups, key=lambda g: g["Keys"])
+def aws_amount(rng, low, high):
+    return Decimal(rng.randint(low * 10**10, high * 10**10)) / Decimal(10**10)
 
 
-def aws_page(year, month, groups, number, last):
+def aws_group(keys, amount):
+    cost = {"Amount": format(amount.quantize(Decimal("1E-10")), "f"), "Unit": "USD"}
+    return {"Keys": keys, "Metrics": {"UnblendedCost": cost}}
+
+
+def aws_usage(rng):
+    """(linked account, hub tag) -> Usage amount."""
+    return {(account, tag): aws_amount(rng, low, high) for account, tag, low, high in AWS_GROUPS}
+
+
+def usage_groups(usage):
+    return sorted((aws_group([account, f"{TAG_KEY}${tag}"], amount) for (account, tag), amount in usage.items()),
+                  key=lambda g: g["Keys"])
+
+
+def record_type_groups(rng, year, month, usage):
+    """Usage per account (the exact sum of its tag groups) plus the month's other record types."""
+    totals = {}
+    for (account, _), amount in usage.items():
+        totals[("Usage", account)] = totals.get(("Usage", account), Decimal(0)) + amount
+    for account, record_type, low, high in AWS_OTHER_RECORDS[(year, month)]:
+        totals[(record_type, account)] = aws_amount(rng, low, high)
+    return sorted((aws_group(list(keys), amount) for keys, amount in totals.items()), key=lambda g: g["Keys"])
+
+
+def aws_page(year, month, query, definitions, groups, number, last):
     label = month_label(year, month)
-    accounts = sorted({g["Keys"][0] for g in groups})
+    accounts = sorted({key for g in groups for key in g["Keys"] if key in AWS_ACCOUNTS})
     page = {
-        "GroupDefinitions": [{"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"},
-                             {"Type": "TAG", "Key": TAG_KEY}],
+        "GroupDefinitions": definitions,
         "ResultsByTime": [{
             "TimePeriod": {"Start": f"{label}-01", "End": month_label(*next_month(year, month)) + "-01"},
             "Total": {}, "Groups": groups, "Estimated": False}],
@@ -322,24 +351,32 @@ def aws_page(year, month, groups, number, last):
                                      for a in accounts],
     }
     if not last:
-        page["NextPageToken"] = opaque("token", label, str(number + 1))
-    page["ResponseMetadata"] = {"RequestId": str(uuid.UUID(opaque("request", label, str(number))[:32])),
+        page["NextPageToken"] = opaque("token", label, query, str(number + 1))
+    page["ResponseMetadata"] = {"RequestId": str(uuid.UUID(opaque("request", label, query, str(number))[:32])),
                                 "HTTPStatusCode": 200, "HTTPHeaders": {}, "RetryAttempts": 0}
     return page
 
 
+QUERIES = {  # folder: GroupDefinitions of the request saved there
+    "usage": [{"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"}, {"Type": "TAG", "Key": TAG_KEY}],
+    "record-types": [{"Type": "DIMENSION", "Key": "RECORD_TYPE"}, {"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"}],
+}
+
+
 def write_aws(rng, data):
     for year, month in INVOICE_MONTHS:
-        groups = aws_groups(rng, year, month)
-        size = rng.randint(3, 4)  # Cost Explorer picks its own page size
-        chunks = [groups[i:i + size] for i in range(0, len(groups), size)]
-        folder = data / "aws" / month_label(year, month)
-        folder.mkdir(parents=True)
-        for number, chunk in enumerate(chunks, start=1):
-            path = folder / f"page-{number}.json"
-            page = aws_page(year, month, chunk, number, number == len(chunks))
-            path.write_text(json.dumps(page, separators=(",", ":")) + "\n")
-            print(f"wrote {path} ({len(chunk)} groups)")
+        usage = aws_usage(rng)
+        groups = {"usage": usage_groups(usage), "record-types": record_type_groups(rng, year, month, usage)}
+        for query, definitions in QUERIES.items():
+            size = rng.randint(3, 4)  # Cost Explorer picks its own page size
+            chunks = [groups[query][i:i + size] for i in range(0, len(groups[query]), size)]
+            folder = data / "aws" / month_label(year, month) / query
+            folder.mkdir(parents=True)
+            for number, chunk in enumerate(chunks, start=1):
+                path = folder / f"page-{number}.json"
+                page = aws_page(year, month, query, definitions, chunk, number, number == len(chunks))
+                path.write_text(json.dumps(page, separators=(",", ":")) + "\n")
+                print(f"wrote {path} ({len(chunk)} groups)")
 
 
 def main(data=DATA):

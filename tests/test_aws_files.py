@@ -37,9 +37,9 @@ def page(*groups, definitions=BY_ACCOUNT_AND_HUB, token=None, period=WHOLE_MONTH
     return body
 
 
-def save(root, *pages):
-    """Write the pages as <root>/2022-09/page-1.json, page-2.json, ..."""
-    folder = root / "2022-09"
+def save(root, *pages, request=""):
+    """Write the pages as <root>/2022-09/[request/]page-1.json, page-2.json, ..."""
+    folder = root / "2022-09" / request
     folder.mkdir(parents=True, exist_ok=True)
     for number, body in enumerate(pages, start=1):
         with open(folder / f"page-{number}.json", "w", encoding="utf-8") as file:
@@ -109,7 +109,8 @@ def test_pages_are_read_in_natural_order_so_page_10_comes_after_page_2(tmp_path)
     save(tmp_path, *pages, page(group([SHARED, "2i2c:hub-name$hub10"], "10.01")))
     src = source(tmp_path)
 
-    assert [path.name for path in aws_files.page_files(src, MONTH)] == [f"page-{n}.json" for n in range(1, 11)]
+    chain = aws_files.read_chain(tmp_path / str(MONTH), MONTH)
+    assert [path.name for path in chain.files] == [f"page-{n}.json" for n in range(1, 11)]
     result = collect(src)
     assert len(result.rows) == 10
     assert result.totals[0].total == Decimal("55.10")  # 1 + 2 + ... + 10 = 55, plus 10 x 0.01
@@ -246,3 +247,60 @@ def test_a_file_that_is_not_json_is_named(tmp_path):
     (tmp_path / "2022-09" / "page-1.json").write_text("<html>Rate exceeded</html>", encoding="utf-8")
     message = data_error(source(tmp_path))
     assert f"{tmp_path / '2022-09' / 'page-1.json'}: not a readable JSON response" in message
+
+
+# --- the two requests the aws-cost-explorer source makes: usage by tag, and every record type ---
+
+CIROH = "222222222222"
+
+
+def save_two_requests(root, usage_amounts=("100.10", "20.20"), ciroh_usage="120.30"):
+    save(root, page(group([CIROH, "2i2c:hub-name$"], usage_amounts[0]),
+                    group([CIROH, "2i2c:hub-name$ciroh"], usage_amounts[1])), request="usage")
+    save(root, page(group(["Credit", CIROH], "-50.00"), group(["Tax", CIROH], "7.25"),
+                    definitions=BY_RECORD_TYPE_AND_ACCOUNT, token="t"),
+         page(group(["Support fee", PAYER], "29.00"), group(["Usage", CIROH], ciroh_usage),
+              definitions=BY_RECORD_TYPE_AND_ACCOUNT), request="record-types")
+
+
+def test_usage_comes_by_tag_and_everything_else_by_record_type(tmp_path):
+    save_two_requests(tmp_path)
+    result = collect(source(tmp_path))
+    assert [(r.project_or_account, r.service, r.charge_type, r.labels, r.cost, r.credits) for r in result.rows] == [
+        (PAYER, "Support fee", "other", (), Decimal("29.00"), ()),
+        (CIROH, ALL_SERVICES, "credit", (), Decimal(0), (("Credit", Decimal("-50.00")),)),
+        (CIROH, ALL_SERVICES, "tax", (), Decimal("7.25"), ()),
+        (CIROH, ALL_SERVICES, "usage", (), Decimal("100.10"), ()),
+        (CIROH, ALL_SERVICES, "usage", (("2i2c:hub-name", "ciroh"),), Decimal("20.20"), ()),
+    ]
+    # the record-type request's sum: 120.30 - 50.00 + 7.25 + 29.00
+    assert result.totals == (SourceTotal("aws", PAYER, "2022-09", "USD", Decimal("106.55")),)
+    assert sum(r.net for r in result.rows) == result.totals[0].total
+    assert result.label_keys == frozenset({"2i2c:hub-name"})
+
+
+def test_requests_that_disagree_on_an_accounts_usage_are_refused(tmp_path):
+    save_two_requests(tmp_path, ciroh_usage="120.31")
+    assert data_error(source(tmp_path)).endswith(
+        f"account {CIROH} has 120.31 of Usage by record type but 120.30 in the usage request; the two "
+        "requests disagree (were they made at different times? fetch the month again)")
+
+
+def test_the_record_type_request_must_group_by_record_type(tmp_path):
+    save(tmp_path, page(group([CIROH, "2i2c:hub-name$ciroh"], "1.00")), request="usage")
+    save(tmp_path, page(group([CIROH, "2i2c:hub-name$ciroh"], "1.00")), request="record-types")
+    assert "the record-types request must group by RECORD_TYPE" in data_error(source(tmp_path))
+
+
+def test_a_tag_no_cost_carries_points_at_cost_allocation_tag_activation(tmp_path):
+    save(tmp_path, page(group([SHARED, "2i2c:hub-name$"], "5.00"), group([CIROH, "2i2c:hub-name$"], "1.00")))
+    assert data_error(source(tmp_path)).endswith(
+        "no cost in 2022-09 carries the tag '2i2c:hub-name' (every group is '2i2c:hub-name$'); is it "
+        "activated as a cost allocation tag? Check with `billing aws check-tags`")
+
+
+def test_one_payer_in_two_currencies_is_refused(tmp_path):
+    save(tmp_path, page(group([SHARED, "2i2c:hub-name$lis"], "5.00"),
+                        group([CIROH, "2i2c:hub-name$ciroh"], "1.00", unit="EUR")))
+    assert data_error(source(tmp_path)) == (
+        f"source 'aws': payer {PAYER} has 2022-09 costs in EUR and USD; one payer must bill in one currency")

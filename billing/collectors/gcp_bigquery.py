@@ -105,7 +105,9 @@ def _said(error: api.GoogleAPICallError) -> str:
     return said or str(error.message).splitlines()[0]
 
 
-def collect(source: GcpBigQuery, month: Month, label_keys: tuple[str, ...]) -> Collection:
+def collect(source: GcpBigQuery, month: Month, label_keys: tuple[str, ...],
+            refresh: bool = False) -> Collection:
+    """``refresh`` has no meaning here: nothing is cached."""
     where = f"source {source.id!r}"
     table = f"`{source.table}`"
     parameters = _parameters(month, label_keys, source)

@@ -77,7 +77,9 @@ def _records(connection: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
-def collect(source: GcpExportFiles, month: Month, label_keys: tuple[str, ...]) -> Collection:
+def collect(source: GcpExportFiles, month: Month, label_keys: tuple[str, ...],
+            refresh: bool = False) -> Collection:
+    """``refresh`` has no meaning here: files are always read anew."""
     files, kind = export_files(source)
     params = gcp_sql.parameters(month, label_keys)
     connection = duckdb.connect()
