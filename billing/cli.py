@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from .config import DEFAULT_CONFIG, load_config
-from .errors import BillingError
+from .errors import EXIT_DATA, BillingError, UsageError
 from .money import format_amount
 from .records import Month
 from .run import run_month
@@ -55,7 +55,9 @@ def main() -> None:
 @config_option
 @click.option("--output", type=click.Path(path_type=Path), default=None,
               help="Output folder (default: the config's output). The month's files go in <output>/<YYYY-MM>/.")
-def run(month: str, config_path: Path, output: Path | None) -> None:
+@click.option("--refresh", is_flag=True,
+              help="Fetch paid API responses again (AWS Cost Explorer) instead of reusing the saved ones.")
+def run(month: str, config_path: Path, output: Path | None, refresh: bool) -> None:
     """Bill one invoice month: PDF invoices and CSV files for finance.
 
     Replaces <output>/<YYYY-MM>/ whole, or leaves it untouched when anything fails.
@@ -64,7 +66,7 @@ def run(month: str, config_path: Path, output: Path | None) -> None:
     """
     parsed = Month.parse(month)
     config = load_config(config_path)
-    done = run_month(config, parsed, output)
+    done = run_month(config, parsed, output, refresh)
     result = done.result
 
     for warning in result.warnings:
@@ -98,6 +100,50 @@ def check_config(config_path: Path) -> None:
     config = load_config(config_path)
     click.echo(f"OK: {config_path} ({len(config.communities)} communities, {len(config.sources)} sources, "
                f"{len(config.attribution)} attribution rules)")
+
+
+@main.group()
+def aws() -> None:
+    """AWS helpers."""
+
+
+@aws.command("check-tags")
+@config_option
+def check_tags(config_path: Path) -> None:
+    """Say whether each cost allocation tag the AWS sources group by is active.
+
+    Cost Explorer only groups cost by a tag once the tag is activated in the payer account's
+    Billing console; until then all its cost shows as untagged. Exit 1 if any tag is not active.
+
+    Example: billing aws check-tags --config config/billing.yaml
+    """
+    from .collectors.aws_cost_explorer import tag_status
+
+    config = load_config(config_path)
+    sources = [s for s in config.sources if s.type == "aws-cost-explorer"]
+    if not sources:
+        raise UsageError(f"{config_path} has no source of type aws-cost-explorer to check")
+    inactive = 0
+    for source in sources:
+        keys = sorted({g.key for g in source.group_by if g.type == "TAG"} | set(config.label_keys("aws")))
+        if not keys:
+            click.echo(f"{source.id}: groups by no tag; nothing to check")
+            continue
+        for key, status in tag_status(source, keys).items():
+            if status == "Active":
+                click.echo(f"{source.id}: {key}: active")
+                continue
+            inactive += 1
+            if status is None:
+                click.echo(f"{source.id}: {key}: not found; no resource in payer {source.payer_account} has "
+                           "carried this tag yet, or its spelling differs (tag keys are case-sensitive)")
+            else:
+                click.echo(f"{source.id}: {key}: {status.lower()}; activate it in the Billing console (Cost "
+                           "allocation tags) or with `aws ce update-cost-allocation-tags-status "
+                           f"--cost-allocation-tags-status TagKey={key},Status=Active`; cost is grouped by it "
+                           "from activation on (allow 24 hours)")
+    if inactive:
+        sys.exit(EXIT_DATA)
 
 
 if __name__ == "__main__":  # pragma: no cover

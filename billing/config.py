@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Union
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
+                      field_validator, model_validator)
 
 from .errors import ConfigError
 from .money import MINOR_UNITS
@@ -206,7 +207,47 @@ class AwsCostExplorerFiles(_Model):
     accept_estimated: bool = False
 
 
-Source = Annotated[Union[GcpExportFiles, GcpBigQuery, AwsCostExplorerFiles], Field(discriminator="type")]
+class AwsGroupBy(_Model):
+    """One Cost Explorer GroupBy: ``{type: DIMENSION, key: LINKED_ACCOUNT}`` or ``{type: TAG, key: team}``."""
+
+    type: Literal["DIMENSION", "TAG"]
+    key: str = Field(min_length=1)
+
+
+class AwsCostExplorer(_Model):
+    """The Cost Explorer API (GetCostAndUsage), with the standard AWS credential chain.
+
+    Each month costs two paged requests: Usage grouped by ``group_by`` (for attribution) and every
+    record type grouped by type and account (credits, refunds, tax, fees, and the total). Raw
+    responses are saved under ``cache/<source id>/<YYYY-MM>/`` and reused by later runs.
+    """
+
+    type: Literal["aws-cost-explorer"]
+    id: Id
+    payer_account: Annotated[str, BeforeValidator(_as_written),
+                             AfterValidator(_pattern(r"\d{12}", "must be a 12-digit AWS account id"))]
+    profile: str | None = None
+    region: str = "us-east-1"
+    group_by: list[AwsGroupBy] = Field(
+        default_factory=lambda: [AwsGroupBy(type="DIMENSION", key="LINKED_ACCOUNT")], min_length=1, max_length=2)
+    metric: Literal["UnblendedCost", "NetUnblendedCost", "AmortizedCost", "NetAmortizedCost",
+                    "BlendedCost"] = "UnblendedCost"
+    filter: dict[str, Any] | None = None
+    accept_estimated: bool = False
+    cache: Path = Path("cache/aws")
+    max_attempts: int = Field(8, ge=1, le=20)
+    endpoint_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/.*)?$")
+
+    @field_validator("group_by")
+    @classmethod
+    def _not_by_record_type(cls, value: list[AwsGroupBy]) -> list[AwsGroupBy]:
+        if any(g.type == "DIMENSION" and g.key == "RECORD_TYPE" for g in value):
+            raise ValueError("leave RECORD_TYPE out: record types are always fetched by a request of their own")
+        return value
+
+
+Source = Annotated[Union[GcpExportFiles, GcpBigQuery, AwsCostExplorerFiles, AwsCostExplorer],
+                   Field(discriminator="type")]
 
 
 class Config(_Model):
@@ -331,7 +372,7 @@ def _model_candidates(annotation: Any) -> list[type[BaseModel]]:
 
 
 SOURCE_TYPES = {"gcp-export-files": GcpExportFiles, "gcp-bigquery": GcpBigQuery,
-                "aws-cost-explorer-files": AwsCostExplorerFiles}
+                "aws-cost-explorer-files": AwsCostExplorerFiles, "aws-cost-explorer": AwsCostExplorer}
 
 
 def _pydantic_problems(error: ValidationError) -> list[tuple[Location, str]]:
@@ -389,7 +430,8 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     def resolve(path: Path) -> Path:
         return Path(os.path.normpath(base / path))
 
-    sources = [s.model_copy(update={"path": resolve(s.path)}) if hasattr(s, "path") else s
+    sources = [s.model_copy(update={field: resolve(getattr(s, field))
+                                    for field in ("path", "cache") if hasattr(s, field)})
                for s in config.sources]
     return config.model_copy(update={"sources": sources, "output": resolve(config.output)})
 

@@ -74,12 +74,15 @@ def _check_rule_keys(config: Config, collections: list[tuple[str, Collection]]) 
                                 f"which no {provider} source carries ({carried})")
 
 
-def compute_month(config: Config, month: Month) -> MonthResult:
-    """Collect every source for ``month`` and turn the costs into invoices and a reconciliation."""
+def compute_month(config: Config, month: Month, refresh: bool = False) -> MonthResult:
+    """Collect every source for ``month`` and turn the costs into invoices and a reconciliation.
+
+    ``refresh`` makes sources that cache paid API responses fetch them again.
+    """
     collections: list[tuple[str, Collection]] = []
     for source in config.sources:
         provider = "gcp" if source.type.startswith("gcp") else "aws"
-        collections.append((source.id, collect(source, month, config.label_keys(provider))))
+        collections.append((source.id, collect(source, month, config.label_keys(provider), refresh)))
     _check_rule_keys(config, collections)
 
     rows = [row for _, c in collections for row in c.rows]
@@ -116,9 +119,9 @@ def write_outputs(folder: Path, config: Config, result: MonthResult) -> tuple[Pa
     return tuple(sorted(folder.iterdir()))
 
 
-def run_month(config: Config, month: Month, output: Path | None = None) -> RunResult:
+def run_month(config: Config, month: Month, output: Path | None = None, refresh: bool = False) -> RunResult:
     """Compute ``month`` and replace ``<output>/<YYYY-MM>/`` with its outputs, whole."""
-    result = compute_month(config, month)
+    result = compute_month(config, month, refresh)
     root = Path(output) if output is not None else config.output
     final = root / str(month)
     staging = root / f".{month}.partial-{os.getpid()}"

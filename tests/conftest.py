@@ -1,7 +1,7 @@
 """Shared test helpers: GCP export rows in the shape `bq extract` writes them.
 
-Tests never reach a cloud: Google's client libraries are told here not to look for a GCE
-metadata server (which lives on a non-loopback address).
+Tests never reach a cloud: Google's and AWS's client libraries are told here not to look for
+an instance metadata server (which lives on a non-loopback address).
 """
 
 from __future__ import annotations
@@ -19,6 +19,13 @@ from billing.records import Month
 
 os.environ["NO_GCE_CHECK"] = "true"
 os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
+# ... nor for the EC2 instance metadata service, nor the machine's own AWS config.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+for _name in ("AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+              "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
+              "AWS_ENDPOINT_URL_CE"):
+    os.environ.pop(_name, None)
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT = "01A2B3-C4D5E6-F7A8B9"

@@ -174,7 +174,7 @@ def test_an_unknown_currency_is_named(tmp_path):
 def test_an_unknown_source_type_lists_the_known_types(tmp_path):
     path = write_config(tmp_path, {"type: gcp-export-files": "type: gcp-bigqeury"})
     assert problems(path) == (f"{path}:6: sources[0].type: unknown source type 'gcp-bigqeury'; "
-                              "known: gcp-export-files, gcp-bigquery, aws-cost-explorer-files",)
+                              "known: gcp-export-files, gcp-bigquery, aws-cost-explorer-files, aws-cost-explorer",)
 
 
 def test_a_payer_account_that_is_not_12_digits_is_refused(tmp_path):

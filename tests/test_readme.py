@@ -2,6 +2,7 @@
 
 import re
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -34,11 +35,24 @@ def test_readme_names_the_system_packages_ci_installs():
     assert packages and all(p in ci for p in packages)
 
 
-@pytest.mark.parametrize("command", sorted(main.commands))
+def commands(group=main, path=()):
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            yield from commands(command, path + (name,))
+        else:
+            yield path + (name,)
+
+
+@pytest.mark.parametrize("command", [" ".join(c) for c in commands()])
 def test_every_command_has_help_with_an_example(command):
-    result = CliRunner().invoke(main, [command, "-h"])
+    result = CliRunner().invoke(main, [*command.split(), "-h"])
     assert result.exit_code == 0
     assert "Example: billing " + command in " ".join(result.output.split())
+
+
+def test_the_readme_lists_every_command():
+    for command in commands():
+        assert f"billing {' '.join(command)}" in README
 
 
 def test_help_documents_the_exit_codes():

@@ -19,6 +19,7 @@ COLLECTORS: dict[str, str] = {
     "gcp-export-files": "gcp_files",
     "gcp-bigquery": "gcp_bigquery",
     "aws-cost-explorer-files": "aws_files",
+    "aws-cost-explorer": "aws_cost_explorer",
 }
 
 

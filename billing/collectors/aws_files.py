@@ -92,6 +92,8 @@ def read_chain(folder: Path, month: Month) -> Chain:
     if not files:
         raise DataError(f"no saved Cost Explorer responses for {month} (expected {folder}/page-*.json)")
     pages = [_load(path) for path in files]
+    if not any(page["ResultsByTime"] for page in pages):
+        raise DataError(f"{folder}: the responses hold no result for {month} (empty ResultsByTime)")
     start, end = month.first_day.isoformat(), month.next.first_day.isoformat()
     definitions = pages[0].get("GroupDefinitions", [])
     if len(definitions) > 2:
