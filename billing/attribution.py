@@ -1,11 +1,13 @@
 """Attribution: ordered rules put every cost row in exactly one bucket; the first match wins.
 
-A row no rule matches lands in ``unattributed``: it is never dropped, and it is reported.
+Buckets: a community, a shared pool (split among communities later, by ``allocation``), absorbed
+(the organisation's own cost), or ``unattributed`` for a row no rule matches: it is never
+dropped, and it is reported.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, NamedTuple, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 from .config import Match, Rule
 from .records import UNATTRIBUTED, Attributed, Bucket, CostRow
@@ -18,16 +20,29 @@ class _Compiled(NamedTuple):
     bucket: Bucket
 
 
-def _compile(rule: Rule) -> _Compiled:
-    match: Match = rule.match
+def bucket_of(rule: Rule) -> Bucket:
+    if rule.community is not None:
+        return Bucket("community", rule.community)
+    if rule.shared_pool is not None:
+        return Bucket("shared", rule.shared_pool)
+    return Bucket("absorbed", rule.absorbed or "")
+
+
+def _compile(match: Match, bucket: Bucket = UNATTRIBUTED) -> _Compiled:
     accounts = match.gcp_project if match.provider == "gcp" else match.aws_account
     labels = match.gcp_label if match.provider == "gcp" else match.aws_tag
     return _Compiled(
         provider=match.provider,
         accounts=frozenset(accounts) if accounts is not None else None,
         labels=tuple((key, frozenset(values)) for key, values in sorted((labels or {}).items())),
-        bucket=Bucket("community", rule.community),
+        bucket=bucket,
     )
+
+
+def matcher(match: Match) -> Callable[[CostRow], bool]:
+    """A predicate for one match, e.g. a shared pool's scope."""
+    compiled = _compile(match)
+    return lambda row: _matches(compiled, row)
 
 
 def _matches(rule: _Compiled, row: CostRow) -> bool:
@@ -40,7 +55,7 @@ def _matches(rule: _Compiled, row: CostRow) -> bool:
 
 def attribute(rows: Iterable[CostRow], rules: Iterable[Rule]) -> tuple[Attributed, ...]:
     """Give each row the bucket of the first rule that matches it, else ``unattributed``."""
-    compiled = [_compile(rule) for rule in rules]
+    compiled = [_compile(rule.match, bucket_of(rule)) for rule in rules]
     attributed = []
     for row in rows:
         for index, rule in enumerate(compiled):
@@ -52,8 +67,9 @@ def attribute(rows: Iterable[CostRow], rules: Iterable[Rule]) -> tuple[Attribute
     return tuple(attributed)
 
 
-def _values(values: list[str]) -> str:
-    return values[0] if len(values) == 1 else "one of " + ", ".join(values)
+def _values(values: list[str | None]) -> str:
+    words = ["(none)" if v is None else v for v in values]
+    return words[0] if len(words) == 1 else "one of " + ", ".join(words)
 
 
 def describe(match: Match) -> str:

@@ -73,16 +73,17 @@ def run(month: str, config_path: Path, output: Path | None, refresh: bool) -> No
         click.echo(f"Warning: {warning}", err=True)
     for note in result.notes:
         click.echo(note)
-    rows = [(i.community_name, format_amount(i.cloud_costs, i.currency), format_amount(i.fees, i.currency),
-             format_amount(i.total, i.currency), i.currency) for i in result.invoices]
-    headers = ("Community", "Cloud costs", "Fees", "Total", "")
+    rows = [(i.community_name, *(format_amount(a, i.currency) for a in (i.cloud_costs, i.fees, i.discounts, i.tax,
+                                                                          i.total)), i.currency)
+            for i in result.invoices]
+    headers = ("Community", "Cloud costs", "Fees", "Discounts", "Tax", "Total", "")
     widths = [max(len(r[c]) for r in rows + [headers]) for c in range(len(headers))]
     click.echo(f"Invoices for {parsed.label}:")
     for n, row in enumerate([headers] + rows):
-        cells = [row[0].ljust(widths[0])] + [row[c].rjust(widths[c]) for c in (1, 2, 3)] + [row[4]]
+        cells = [row[0].ljust(widths[0])] + [row[c].rjust(widths[c]) for c in range(1, 6)] + [row[6]]
         click.echo("  " + "  ".join(cells).rstrip())
         if n == 0:
-            click.echo("  " + "  ".join("-" * w for w in widths[:4]))
+            click.echo("  " + "  ".join("-" * w for w in widths[:6]))
     for currency, amount in sorted(result.unattributed().items()):
         click.echo(f"Unattributed: {format_amount(amount, currency)} {currency} "
                    "(see unattributed.csv; write attribution rules for it)")

@@ -9,6 +9,7 @@ Relative paths in the file (sources, output) are relative to the file itself.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import os
 import re
@@ -17,8 +18,8 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Union
 
 import yaml
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
-                      field_validator, model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
+                      ValidationError, field_validator, model_validator)
 
 from .errors import ConfigError
 from .money import MINOR_UNITS
@@ -74,7 +75,7 @@ EXPORT_TABLE = (GCP_PROJECT + r"\.[A-Za-z0-9_]{1,1024}\."
 Amount = Annotated[Decimal, BeforeValidator(_no_float)]
 Currency = Annotated[str, BeforeValidator(_currency)]
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
-Values = Annotated[list[str], BeforeValidator(_one_or_many), Field(min_length=1)]
+Values = Annotated[list[str | None], BeforeValidator(_one_or_many), Field(min_length=1)]
 
 
 class _Model(BaseModel):
@@ -104,18 +105,139 @@ class Contact(_Model):
     email: str | None = None
 
 
-class Fee(_Model):
-    """A flat fee charged every month."""
+# --- contract terms ---------------------------------------------------------------------------
 
+MonthText = Annotated[str, AfterValidator(_pattern(r"\d{4}-(0[1-9]|1[0-2])", "must be a month, YYYY-MM"))]
+
+
+class FlatFee(_Model):
+    """A fixed amount every month (prorated by days when the contract covers part of the month)."""
+
+    id: Id | None = None
     description: str
     amount: Amount
 
 
-class Contract(_Model):
-    """The terms a community is billed under."""
+class PercentFee(_Model):
+    """A percentage of other fees of the same contract, named by their ``id``."""
 
+    id: Id | None = None
+    description: str
+    percent: Amount
+    of: list[Id] = Field(min_length=1)
+
+
+class Tier(_Model):
+    """Units up to ``up_to`` (inclusive; ``null`` for no upper bound) cost ``unit_price`` each."""
+
+    up_to: Amount | None = None
+    unit_price: Amount
+
+
+class TieredFee(_Model):
+    """A graduated fee on a monthly metric: each tier prices the units that fall in it."""
+
+    id: Id | None = None
+    description: str
+    metric: str
+    tiers: list[Tier] = Field(min_length=1)
+    cap: Amount | None = None
+
+    @model_validator(mode="after")
+    def _ascending(self) -> TieredFee:
+        bounds = [t.up_to for t in self.tiers]
+        if any(b is None for b in bounds[:-1]):
+            raise ValueError("only the last tier may have no up_to")
+        known = [b for b in bounds if b is not None]
+        if known != sorted(set(known)):
+            raise ValueError("tiers must have increasing up_to bounds")
+        return self
+
+
+def _fee_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "tiered" if "tiers" in value else "percent" if "percent" in value else "flat"
+    return "tiered" if hasattr(value, "tiers") else "percent" if hasattr(value, "percent") else "flat"
+
+
+Fee = Annotated[Union[Annotated[FlatFee, Tag("flat")], Annotated[PercentFee, Tag("percent")],
+                      Annotated[TieredFee, Tag("tiered")]], Discriminator(_fee_kind)]
+
+
+class CloudTerms(_Model):
+    """How cloud costs are passed through."""
+
+    markup_percent: Amount = Decimal(0)
+    withhold_credits: list[str] = []
+    limit: Amount | None = None
+    cap_at_limit: bool = False
+
+
+class Discount(_Model):
+    """A reduction of the subtotal: ``percent`` of it or a fixed ``amount``; in one ``month``, or
+    every month from ``start`` to ``end`` (inclusive; either may be left open)."""
+
+    description: str
+    percent: Amount | None = None
+    amount: Amount | None = None
+    month: MonthText | None = None
+    start: MonthText | None = None
+    end: MonthText | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Discount:
+        if (self.percent is None) == (self.amount is None):
+            raise ValueError("give exactly one of percent or amount")
+        if self.month and (self.start or self.end):
+            raise ValueError("give month (one month) or start/end (recurring), not both")
+        return self
+
+    def applies(self, month: str) -> bool:
+        if self.month:
+            return month == self.month
+        return (self.start or month) <= month <= (self.end or month)
+
+
+class Tax(_Model):
+    description: str = "Tax"
+    rate_percent: Amount
+
+
+class Contract(_Model):
+    """The terms a community is billed under, in force from ``start`` to ``end`` (inclusive days;
+    either may be left open). ``currency`` defaults to the community's."""
+
+    start: dt.date | None = None
+    end: dt.date | None = None
+    currency: Currency | None = None
+    cloud: CloudTerms = CloudTerms()
     fees: list[Fee] = []
+    minimum: Amount | None = None
+    discounts: list[Discount] = []
+    tax: Tax | None = None
     payment_terms_days: int = Field(30, ge=0, le=365)
+
+    @model_validator(mode="after")
+    def _fee_references(self) -> Contract:
+        if self.start and self.end and self.end < self.start:
+            raise ValueError(f"ends ({self.end}) before it starts ({self.start})")
+        ids = [f.id for f in self.fees if f.id]
+        if len(ids) != len(set(ids)):
+            raise ValueError("fee ids must be unique within a contract")
+        base = {f.id for f in self.fees if f.id and not isinstance(f, PercentFee)}
+        for fee in self.fees:
+            if isinstance(fee, PercentFee):
+                missing = [i for i in fee.of if i not in base]
+                if missing:
+                    raise ValueError(f"fee {fee.description!r} is a percentage of {', '.join(missing)}, which is "
+                                     "not the id of a flat or tiered fee of this contract")
+        return self
+
+    def days_in(self, first: dt.date, last: dt.date) -> int:
+        """How many days from ``first`` to ``last`` (inclusive) this contract is in force."""
+        start = max(first, self.start or first)
+        end = min(last, self.end or last)
+        return max((end - start).days + 1, 0)
 
 
 class Community(_Model):
@@ -124,13 +246,27 @@ class Community(_Model):
     contact: Contact | None = None
     address: list[str] = []
     currency: Currency = "USD"
-    contract: Contract = Contract()
+    contract: Contract | None = None
+    contracts: list[Contract] | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_give_terms(self) -> Community:
+        if self.contract is not None and self.contracts is not None:
+            raise ValueError("give contract (always in force) or contracts (each with start/end), not both")
+        return self
+
+    @property
+    def all_contracts(self) -> list[Contract]:
+        if self.contracts is not None:
+            return self.contracts
+        return [self.contract or Contract()]
 
 
 class Match(_Model):
     """Conditions on a cost row; all given conditions must hold.
 
-    ``gcp_label`` and ``aws_tag`` map a key to one value or a list of values.
+    ``gcp_label`` and ``aws_tag`` map a key to one value or a list of values; ``null`` among them
+    matches a row that does not carry the key (unlabelled, untagged).
     """
 
     gcp_project: Values | None = None
@@ -156,10 +292,61 @@ class Match(_Model):
 
 
 class Rule(_Model):
-    """Rows that match go to ``community``. Rules are tried in order; the first match wins."""
+    """Rows that match go to a ``community``, a ``shared_pool``, or are ``absorbed`` (the
+    organisation's own cost; the value says why). Rules are tried in order; the first match wins."""
 
-    community: Id
+    community: Id | None = None
+    shared_pool: Id | None = None
+    absorbed: str | None = None
     match: Match
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Rule:
+        if sum(t is not None for t in (self.community, self.shared_pool, self.absorbed)) != 1:
+            raise ValueError("give exactly one of community, shared_pool or absorbed")
+        return self
+
+
+class SharedPool(_Model):
+    """Costs that rules send to this pool are split among ``communities``:
+
+    - ``proportional``: to each community's direct cost in the pool's scope (by default, the
+      projects and accounts the pool's own costs come from; or the rows ``scope`` matches);
+    - ``even``: equal parts;
+    - ``fixed``: ``percentages`` per community, adding up to 100;
+    - ``metric``: to each community's value of ``metric`` in the month's metrics file.
+    """
+
+    id: Id
+    description: str
+    split: Literal["proportional", "even", "fixed", "metric"]
+    communities: list[Id] = Field(min_length=1)
+    percentages: dict[str, Amount] | None = None
+    metric: str | None = None
+    scope: Match | None = None
+
+    @model_validator(mode="after")
+    def _split_needs(self) -> SharedPool:
+        if (self.split == "fixed") != (self.percentages is not None):
+            raise ValueError("percentages go with split: fixed, and split: fixed needs them")
+        if (self.split == "metric") != (self.metric is not None):
+            raise ValueError("metric goes with split: metric, and split: metric needs it")
+        if self.scope is not None and self.split != "proportional":
+            raise ValueError("scope goes with split: proportional")
+        if len(set(self.communities)) != len(self.communities):
+            raise ValueError("a community is listed twice")
+        return self
+
+
+class ExchangeRate(_Model):
+    """One unit of ``from`` is worth ``rate`` units of ``to`` in ``month``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    month: MonthText
+    from_currency: Currency = Field(alias="from")
+    to_currency: Currency = Field(alias="to")
+    rate: Annotated[Amount, Field(gt=0)]
 
 
 class GcpExportFiles(_Model):
@@ -256,18 +443,31 @@ class Config(_Model):
     sources: list[Source] = Field(min_length=1)
     communities: list[Community] = Field(min_length=1)
     attribution: list[Rule] = []
+    shared_pools: list[SharedPool] = []
+    exchange_rates: list[ExchangeRate] = []
+    metrics: Path | None = None
     output: Path = Path("output")
 
     def community(self, community_id: str) -> Community:
         return next(c for c in self.communities if c.id == community_id)
 
+    def pool(self, pool_id: str) -> SharedPool:
+        return next(p for p in self.shared_pools if p.id == pool_id)
+
     def label_keys(self, provider: str) -> tuple[str, ...]:
-        """The label (GCP) or tag (AWS) keys any rule looks at, sorted."""
+        """The label (GCP) or tag (AWS) keys any rule or pool scope looks at, sorted."""
         keys: set[str] = set()
-        for rule in self.attribution:
-            conditions = rule.match.gcp_label if provider == "gcp" else rule.match.aws_tag
+        matches = [r.match for r in self.attribution] + [p.scope for p in self.shared_pools if p.scope]
+        for match in matches:
+            conditions = match.gcp_label if provider == "gcp" else match.aws_tag
             keys.update(conditions or {})
         return tuple(sorted(keys))
+
+    def exchange_rate(self, month: str, from_currency: str, to_currency: str) -> Decimal | None:
+        for rate in self.exchange_rates:
+            if (rate.month, rate.from_currency, rate.to_currency) == (month, from_currency, to_currency):
+                return rate.rate
+        return None
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -417,12 +617,50 @@ def _cross_checks(data: dict) -> list[tuple[Location, str]]:
             if item.get("id") in seen:
                 problems.append(((field, index, "id"), f"duplicate id {item['id']!r}"))
             seen.add(item.get("id"))
+    seen = set()
+    for index, item in _items(data, "shared_pools"):
+        if item.get("id") in seen:
+            problems.append((("shared_pools", index, "id"), f"duplicate id {item['id']!r}"))
+        seen.add(item.get("id"))
     ids = [str(item.get("id")) for _, item in _items(data, "communities")]
+    pools = [str(item.get("id")) for _, item in _items(data, "shared_pools")]
     for index, rule in _items(data, "attribution"):
-        community = rule.get("community")
-        if isinstance(community, str) and community not in ids:
-            problems.append((("attribution", index, "community"),
-                             f"unknown community {community!r}{_suggest(community, ids)}"))
+        for field, known, what in (("community", ids, "community"), ("shared_pool", pools, "shared pool")):
+            name = rule.get(field)
+            if isinstance(name, str) and name not in known:
+                problems.append((("attribution", index, field), f"unknown {what} {name!r}{_suggest(name, known)}"))
+    for index, pool in _items(data, "shared_pools"):
+        members = pool.get("communities") if isinstance(pool.get("communities"), list) else []
+        for position, name in enumerate(members):
+            if isinstance(name, str) and name not in ids:
+                problems.append((("shared_pools", index, "communities", position),
+                                 f"unknown community {name!r}{_suggest(name, ids)}"))
+    return problems
+
+
+def _term_checks(config: Config) -> list[tuple[Location, str]]:
+    """Problems only a validated config can show: percentages that do not add up, contracts of
+    one community that overlap, pools with percentages for communities they do not list."""
+    problems: list[tuple[Location, str]] = []
+    for index, pool in enumerate(config.shared_pools):
+        if pool.percentages is not None:
+            total = sum(pool.percentages.values(), Decimal(0))
+            if total != 100:
+                problems.append((("shared_pools", index, "percentages"),
+                                 f"percentages add up to {total}, not 100"))
+            if set(pool.percentages) != set(pool.communities):
+                problems.append((("shared_pools", index, "percentages"),
+                                 "give a percentage for each of the pool's communities, and only for them"))
+    for index, community in enumerate(config.communities):
+        contracts = community.contracts or []
+        for j, later in enumerate(contracts):
+            for i, earlier in enumerate(contracts[:j]):
+                starts = max(earlier.start or dt.date.min, later.start or dt.date.min)
+                ends = min(earlier.end or dt.date.max, later.end or dt.date.max)
+                if starts <= ends:
+                    problems.append((("communities", index, "contracts", j),
+                                     f"overlaps contracts[{i}] from {starts} to "
+                                     f"{'open end' if ends == dt.date.max else ends}; one contract at a time"))
     return problems
 
 
@@ -433,7 +671,8 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     sources = [s.model_copy(update={field: resolve(getattr(s, field))
                                     for field in ("path", "cache") if hasattr(s, field)})
                for s in config.sources]
-    return config.model_copy(update={"sources": sources, "output": resolve(config.output)})
+    metrics = resolve(config.metrics) if config.metrics else None
+    return config.model_copy(update={"sources": sources, "output": resolve(config.output), "metrics": metrics})
 
 
 def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
@@ -464,6 +703,8 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
     except ValidationError as exc:
         problems += _pydantic_problems(exc)
     problems += _cross_checks(data)
+    if config is not None:
+        problems += _term_checks(config)
     problems.sort(key=lambda problem: _line(lines, problem[0]))
     if problems:
         raise ConfigError(

@@ -68,3 +68,19 @@ def plain_amount(amount: Decimal, currency: str) -> str:
     """``1234.5`` USD -> ``"1234.50"``: the form written to CSV files for import."""
     places = minor_unit(currency)
     return f"{quantize(amount, currency):.{places}f}"
+
+
+def round_to_total(amounts: list[Decimal], currency: str, total: Decimal) -> list[Decimal]:
+    """Round each amount half-up, then move single minor units onto the amounts that rounding
+    moved furthest, until the rounded amounts add up to ``total`` (already rounded).
+
+    For tables whose columns must add up as printed, such as the reconciliation.
+    """
+    unit = Decimal(1).scaleb(-minor_unit(currency))
+    rounded = [quantize(a, currency) for a in amounts]
+    steps = int((total - sum(rounded, ZERO)) / unit)
+    for _ in range(abs(steps)):
+        direction = 1 if steps > 0 else -1
+        index = max(range(len(amounts)), key=lambda i: (direction * (amounts[i] - rounded[i]), -i))
+        rounded[index] += direction * unit
+    return rounded

@@ -1,96 +1,275 @@
-"""Pricing: a community's contract turns its attributed costs into invoice lines.
+"""Pricing: the contract in force turns a community's costs into invoice lines.
 
-- Cloud costs are passed through at cost in their own section, one line per provider and
-  service, showing the cost before credits, the credits, and the amount charged.
-  Tax the provider charged on the community's usage is its own line per provider.
-- Each flat monthly fee of the contract is a line of the fees section.
+In order, for one community and month:
 
-Rounding (the one place an invoice amount is rounded): a line's ``amount`` is its full-precision
-cost plus credits, rounded half-up to the currency's minor unit; the cost shown is the
-full-precision cost rounded the same way, and the credits shown are ``amount - cost``, so every
-line adds up across. Every total is a sum of rounded line amounts.
+1. **Contracts.** Every contract in force for part of the month contributes its flat fees,
+   prorated by its days (``15 of 30 days``). The contract in force on the last day it covers
+   *governs* the rest: currency, cloud terms, usage fees, minimum, discounts, tax, payment terms.
+2. **Currency.** Cloud costs are in the billing account's currency; when the contract's currency
+   differs, every cloud amount is converted at the month's rate from the config, and the invoice
+   says which rate it used.
+3. **Cloud costs, passed through at cost**: one line per provider and service (the provider's
+   tax on its own line), then one line per shared pool share. Credits of the types the contract
+   withholds do not reduce the bill. Then, as their own lines: the markup (a percentage of the
+   cloud lines), and, when the cloud costs exceed the contract's monthly limit and it caps them,
+   the part above the limit as a reduction. Exceeding the limit is flagged either way.
+4. **Fees**: flat fees (prorated), graduated tiered fees on a metric (each tier prices the units
+   that fall in it; optionally capped), percentages of other fees (of their prorated amounts),
+   and a true-up line when cloud costs and fees together are below the monthly minimum (the
+   minimum is prorated like a flat fee).
+5. **Discounts**: a percentage of, or an amount off, the subtotal (cloud costs and fees), never
+   more than the subtotal.
+6. **Tax**: the contract's rate on the subtotal after discounts.
+
+Rounding: every amount is kept at full precision until it becomes a line; each line's amount is
+rounded half-up to the currency's minor unit, and every total is a sum of rounded lines. A cloud
+line shows its cost rounded the same way and its credits as ``amount - cost``, so it adds up.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Iterable, Sequence
+from typing import NamedTuple, Sequence
 
-from .config import Community, InvoiceSettings
+from .allocation import Share
+from .config import Community, Config, Contract, FlatFee, PercentFee, TieredFee
 from .errors import DataError
-from .money import ZERO, quantize
+from .metrics import Metrics
+from .money import ZERO, format_amount, quantize
 from .records import PROVIDER_NAMES, TAX, Attributed, Invoice, InvoiceLine, Month
 
 TAX_SERVICE = "Tax"
+HUNDRED = Decimal(100)
 
 
-def pass_through_lines(community: Community, attributed: Iterable[Attributed]) -> list[InvoiceLine]:
-    """Cloud lines at cost, one per provider and service."""
-    sums: dict[tuple[str, str], list[Decimal]] = {}
-    for item in attributed:
-        row = item.row
-        if row.currency != community.currency:
-            raise DataError(
-                f"community {community.id!r} is billed in {community.currency} but source "
-                f"{row.source!r} has costs in {row.currency} (billing account {row.billing_account}); "
-                "set the community's currency to match")
-        service = TAX_SERVICE if row.charge_type == TAX else row.service
-        cost_and_credits = sums.setdefault((row.provider, service), [ZERO, ZERO])
-        cost_and_credits[0] += row.cost
-        cost_and_credits[1] += row.credit_total
-    lines = []
-    for (provider, service), (cost, credits) in sorted(sums.items(), key=_cloud_order):
-        amount = quantize(cost + credits, community.currency)
-        shown_cost = quantize(cost, community.currency)
-        lines.append(InvoiceLine(
-            section="cloud",
-            description=f"{PROVIDER_NAMES[provider]}: {service}",
-            provider=provider,
-            service=service,
-            cost=shown_cost,
-            credits=amount - shown_cost,
-            amount=amount,
-        ))
-    return lines
+class InForce(NamedTuple):
+    contract: Contract
+    days: int
 
 
-def _cloud_order(item: tuple[tuple[str, str], list[Decimal]]) -> tuple:
-    (provider, service), _ = item
-    return (provider, service == TAX_SERVICE, service.lower())
+def contracts_in_force(community: Community, month: Month) -> list[InForce]:
+    """The contracts in force for some days of ``month``, in date order."""
+    found = [InForce(c, c.days_in(month.first_day, month.last_day)) for c in community.all_contracts]
+    return sorted((f for f in found if f.days), key=lambda f: f.contract.start or dt.date.min)
 
 
-def fee_lines(community: Community) -> list[InvoiceLine]:
-    lines = []
-    for fee in community.contract.fees:
-        amount = quantize(fee.amount, community.currency)
-        lines.append(InvoiceLine("fees", fee.description, "", "", amount, ZERO, amount))
-    return lines
+def _pct(value: Decimal) -> str:
+    return f"{value.normalize():f}"
 
 
-def invoice_number(settings: InvoiceSettings, community: Community, month: Month) -> str:
+class _Pricer:
+    """Builds one invoice; each method adds the lines of one step of the module docstring."""
+
+    def __init__(self, config: Config, community: Community, month: Month, in_force: list[InForce],
+                 metrics: Metrics, all_shares: Sequence[Share]):
+        self.config, self.community, self.month, self.metrics = config, community, month, metrics
+        self.in_force, self.all_shares = in_force, all_shares
+        self.governing = in_force[-1].contract
+        self.currency = self.governing.currency or community.currency
+        self.month_days = month.last_day.day
+        self.lines: list[InvoiceLine] = []
+        self.notes: list[str] = []
+        self.flags: list[str] = []
+        self.rates: dict[str, Decimal] = {}
+
+    def q(self, amount: Decimal) -> Decimal:
+        return quantize(amount, self.currency)
+
+    def money(self, amount: Decimal) -> str:
+        return format_amount(amount, self.currency)
+
+    def add(self, section: str, description: str, amount: Decimal, provider: str = "", service: str = "",
+            cost: Decimal | None = None) -> Decimal:
+        amount = self.q(amount)
+        cost = amount if cost is None else self.q(cost)
+        self.lines.append(InvoiceLine(section, description, provider, service, cost, amount - cost, amount))
+        return amount
+
+    def total(self, *sections: str) -> Decimal:
+        return sum((line.amount for line in self.lines if line.section in sections), ZERO)
+
+    # --- currency ------------------------------------------------------------------------------
+
+    def rate(self, source_currency: str) -> Decimal:
+        if source_currency == self.currency:
+            return Decimal(1)
+        if source_currency not in self.rates:
+            rate = self.config.exchange_rate(str(self.month), source_currency, self.currency)
+            if rate is None:
+                raise DataError(f"community {self.community.id!r} is billed in {self.currency} but has {self.month} "
+                                f"costs in {source_currency}; add the {self.month} rate from {source_currency} to "
+                                f"{self.currency} to exchange_rates")
+            self.rates[source_currency] = rate
+            self.notes.append(f"Cloud costs in {source_currency} are converted at 1 {source_currency} = {rate} "
+                              f"{self.currency}, the rate for {self.month.label}.")
+        return self.rates[source_currency]
+
+    # --- cloud ---------------------------------------------------------------------------------
+
+    def cloud(self, direct: Sequence[Attributed], shares: Sequence[Share]) -> None:
+        terms = self.governing.cloud
+        withheld = set(terms.withhold_credits)
+        sums: dict[tuple[str, str, str], list[Decimal]] = {}
+        for item in direct:
+            row = item.row
+            service = TAX_SERVICE if row.charge_type == TAX else row.service
+            entry = sums.setdefault((row.provider, service, row.currency), [ZERO, ZERO])
+            entry[0] += row.cost
+            entry[1] += sum((amount for kind, amount in row.credits if kind not in withheld), ZERO)
+        for (provider, service, currency), (cost, credits) in sorted(sums.items(), key=_cloud_order):
+            rate = self.rate(currency)
+            self.add("cloud", f"{PROVIDER_NAMES[provider]}: {service}", (cost + credits) * rate,
+                     provider, service, cost=cost * rate)
+        if withheld and any(kind in withheld for item in direct for kind, _ in item.row.credits):
+            self.notes.append(f"Credits of these types stay with {self.config.organisation.name} and do not "
+                              f"reduce this invoice: {', '.join(sorted(withheld))}.")
+
+        for share in shares:
+            pool = self.config.pool(share.pool)
+            weights = sum(s.weight for s in self.all_shares if s.pool == share.pool and s.currency == share.currency)
+            basis = {"proportional": "in proportion to direct cost", "even": "equal parts",
+                     "fixed": "agreed share", "metric": f"by {pool.metric}"}[pool.split]
+            self.add("cloud", f"Shared: {pool.description} ({share.percent(weights).quantize(Decimal('0.1'))}% of "
+                     f"{format_amount(share.pool_total, share.currency)} {share.currency}, {basis})",
+                     share.amount * self.rate(share.currency))
+
+        passed = self.total("cloud")
+        if terms.markup_percent:
+            self.add("cloud", f"Cloud management markup ({_pct(terms.markup_percent)}% of {self.money(passed)})",
+                     passed * terms.markup_percent / HUNDRED)
+        charged = self.total("cloud")
+        if terms.limit is not None and charged > terms.limit:
+            self.flags.append(f"cloud costs {self.money(charged)} exceed the monthly limit of {self.money(terms.limit)}")
+            if terms.cap_at_limit:
+                self.add("cloud", f"Cloud costs above the monthly limit of {self.money(terms.limit)} (not charged)",
+                         terms.limit - charged)
+
+    # --- fees ----------------------------------------------------------------------------------
+
+    def fees(self) -> None:
+        for in_force in self.in_force:
+            contract, days = in_force
+            partial = days < self.month_days
+            amounts: dict[str, Decimal] = {}
+            for fee in contract.fees:
+                if isinstance(fee, FlatFee):
+                    suffix = f" (prorated: {days} of {self.month_days} days)" if partial else ""
+                    amounts[fee.id or ""] = self.add("fees", fee.description + suffix,
+                                                     fee.amount * days / self.month_days)
+                elif isinstance(fee, TieredFee) and contract is self.governing:
+                    amounts[fee.id or ""] = self.tiered(fee)
+            for fee in contract.fees:
+                if isinstance(fee, PercentFee):
+                    base = sum((amounts.get(i, ZERO) for i in fee.of), ZERO)
+                    self.add("fees", f"{fee.description} ({_pct(fee.percent)}% of {self.money(base)})",
+                             base * fee.percent / HUNDRED)
+            if partial:
+                ends = min(contract.end or self.month.last_day, self.month.last_day)
+                starts = max(contract.start or self.month.first_day, self.month.first_day)
+                self.notes.append(f"A contract is in force from {starts:%-d %b} to {ends:%-d %b} ({days} of "
+                                  f"{self.month_days} days): its monthly fees are prorated.")
+
+    def tiered(self, fee: TieredFee) -> Decimal:
+        quantity = self.metrics.value(self.community.id, fee.metric)
+        if quantity is None:
+            raise DataError(f"community {self.community.id!r} has a fee on {fee.metric!r}, but {self.metrics.path} "
+                            f"has no {fee.metric} for it")
+        amount, parts, below = ZERO, [], ZERO
+        for tier in fee.tiers:
+            top = quantity if tier.up_to is None else min(quantity, tier.up_to)
+            units = max(top - below, ZERO)
+            if units:
+                amount += units * tier.unit_price
+                parts.append(f"{_pct(units)} × {self.money(tier.unit_price)}")
+            if tier.up_to is not None:
+                below = max(below, tier.up_to)
+        detail = " + ".join(parts) or "none"
+        if fee.cap is not None and amount > fee.cap:
+            detail += f", capped at {self.money(fee.cap)}"
+            amount = fee.cap
+        return self.add("fees", f"{fee.description}: {_pct(quantity)} {fee.metric} ({detail})", amount)
+
+    def minimum(self) -> None:
+        contract, days = self.in_force[-1]
+        if contract.minimum is None:
+            return
+        minimum = self.q(contract.minimum * days / self.month_days)
+        charged = self.total("cloud", "fees")
+        if charged < minimum:
+            prorated = f", prorated: {days} of {self.month_days} days" if days < self.month_days else ""
+            self.add("fees", f"Monthly minimum true-up (minimum {self.money(minimum)}{prorated})", minimum - charged)
+
+    # --- discounts and tax ---------------------------------------------------------------------
+
+    def discounts(self) -> None:
+        for discount in self.governing.discounts:
+            if not discount.applies(str(self.month)):
+                continue
+            subtotal = self.total("cloud", "fees", "discounts")
+            if discount.percent is not None:
+                base = self.total("cloud", "fees")
+                wanted = self.q(base * discount.percent / HUNDRED)
+                description = f"{discount.description} ({_pct(discount.percent)}% of {self.money(base)})"
+            else:
+                wanted, description = self.q(discount.amount), discount.description
+            given = min(wanted, max(subtotal, ZERO))
+            if given < wanted:
+                description += f" (limited to the subtotal of {self.money(subtotal)})"
+            self.add("discounts", description, -given)
+
+    def tax(self) -> None:
+        tax = self.governing.tax
+        if tax is None:
+            return
+        base = self.total("cloud", "fees", "discounts")
+        self.add("tax", f"{tax.description} ({_pct(tax.rate_percent)}% of {self.money(base)})",
+                 base * tax.rate_percent / HUNDRED)
+
+
+def _cloud_order(item: tuple[tuple[str, str, str], list[Decimal]]) -> tuple:
+    (provider, service, currency), _ = item
+    return (provider, service == TAX_SERVICE, service.lower(), currency)
+
+
+def invoice_number(config: Config, community: Community, month: Month) -> str:
     """A draft reference such as ``DRAFT-202209-paleohack``, stable across reruns."""
-    return f"{settings.number_prefix}-{month.compact}-{community.id}"
+    return f"{config.invoices.number_prefix}-{month.compact}-{community.id}"
 
 
-def price_invoice(community: Community, month: Month, attributed: Sequence[Attributed],
-                  settings: InvoiceSettings, scope: Sequence[str] = ()) -> Invoice:
-    """The invoice of ``community`` for ``month`` from the rows attributed to it.
+def price_invoice(config: Config, community: Community, month: Month, direct: Sequence[Attributed],
+                  shares: Sequence[Share], all_shares: Sequence[Share], metrics: Metrics,
+                  scope: Sequence[str] = ()) -> Invoice | None:
+    """The invoice of ``community`` for ``month``; ``None`` if no contract is in force and it has no costs.
 
-    Issued on the first day of the month after the billing period (deterministic, so a rerun
-    gives the same document), due ``payment_terms_days`` later. ``scope`` says what the cloud
-    costs cover (``attribution.scope``).
+    ``direct`` are the rows attributed to it, ``shares`` its parts of shared pools (``all_shares``
+    every community's, to show percentages). Issued on the first day of the following month
+    (deterministic, so a rerun gives the same document), due after the payment terms.
     """
+    in_force = contracts_in_force(community, month)
+    if not in_force:
+        if direct or any(s.amount for s in shares):
+            raise DataError(f"community {community.id!r} has costs in {month} but no contract in force; "
+                            "add or extend a contract")
+        return None
+    pricer = _Pricer(config, community, month, in_force, metrics, all_shares)
+    pricer.cloud(direct, shares)
+    pricer.fees()
+    pricer.minimum()
+    pricer.discounts()
+    pricer.tax()
     issue_date = month.next.first_day
     return Invoice(
-        number=invoice_number(settings, community, month),
+        number=invoice_number(config, community, month),
         status="draft",
         community_id=community.id,
         community_name=community.name,
         month=month,
         issue_date=issue_date,
-        due_date=issue_date + dt.timedelta(days=community.contract.payment_terms_days),
-        currency=community.currency,
-        lines=tuple(pass_through_lines(community, attributed) + fee_lines(community)),
+        due_date=issue_date + dt.timedelta(days=pricer.governing.payment_terms_days),
+        currency=pricer.currency,
+        lines=tuple(pricer.lines),
         scope=tuple(scope),
+        notes=tuple(pricer.notes),
+        flags=tuple(pricer.flags),
     )

@@ -149,7 +149,8 @@ class InvoiceLine(NamedTuple):
     """One line of an invoice, in the currency's minor unit, so that ``cost + credits == amount``.
 
     Attributes:
-        section: ``"cloud"`` (passed through at cost) or ``"fees"``.
+        section: ``"cloud"`` (passed through at cost, shared costs, markup, a cap), ``"fees"``,
+            ``"discounts"`` or ``"tax"``.
         description: what a finance reader sees.
         provider: for cloud lines, ``"gcp"`` or ``"aws"``; ``""`` otherwise.
         service: for cloud lines, the provider's service; ``""`` otherwise.
@@ -177,9 +178,11 @@ class Invoice(NamedTuple):
         month: the billing period.
         issue_date, due_date: dates printed on the invoice.
         currency: currency of every amount on it.
-        lines: cloud lines first, then fees.
+        lines: cloud lines first, then fees, discounts and tax.
         scope: what the cloud costs cover, one phrase per attribution rule that matched
             ("Google Cloud project hubs-shared-gke where k8s-namespace is paleohack").
+        notes: sentences printed on the invoice (exchange rate used, prorated contract).
+        flags: what finance should look at (a cloud-cost limit exceeded).
     """
 
     number: str
@@ -192,6 +195,8 @@ class Invoice(NamedTuple):
     currency: str
     lines: tuple[InvoiceLine, ...]
     scope: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
 
     def _sum(self, section: str) -> Decimal:
         return sum((line.amount for line in self.lines if line.section == section), ZERO)

@@ -18,6 +18,8 @@ from .collectors import Collection, collect
 from .config import Config
 from .errors import DataError, OutputError
 from .money import ZERO
+from .allocation import Share, allocate
+from .metrics import Metrics
 from .pricing import price_invoice
 from .records import Attributed, Invoice, Month, PROVIDER_NAMES, ReconciliationRow
 from .render import csv_files
@@ -30,10 +32,11 @@ class MonthResult(NamedTuple):
     Attributes:
         month: the invoice month.
         attributed: every cost row with its bucket.
-        invoices: one per community, in config order.
+        invoices: one per community with a contract in force, in config order.
         reconciliation: one row per provider, billing account and month; all balanced.
         warnings: lines a person should act on (provisional data, ...).
         notes: what collecting did and cost (bytes scanned, paid API requests).
+        shares: every community's part of every shared pool.
     """
 
     month: Month
@@ -42,6 +45,7 @@ class MonthResult(NamedTuple):
     reconciliation: tuple[ReconciliationRow, ...]
     warnings: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    shares: tuple[Share, ...] = ()
 
     def unattributed(self) -> dict[str, Decimal]:
         """Unattributed net cost per currency."""
@@ -87,20 +91,27 @@ def compute_month(config: Config, month: Month, refresh: bool = False) -> MonthR
 
     rows = [row for _, c in collections for row in c.rows]
     attributed = attribution.attribute(rows, config.attribution)
+    balance = reconciliation.reconcile([t for _, c in collections for t in c.totals], attributed)
+    reconciliation.check(balance)
+
+    metrics = Metrics(config.metrics, month)
+    shares, pool_warnings = allocate(config, attributed, month, metrics)
     by_community: dict[str, list[Attributed]] = {c.id: [] for c in config.communities}
     for item in attributed:
         if item.bucket.kind == "community":
             by_community[item.bucket.name].append(item)
-    invoices = tuple(
-        price_invoice(c, month, by_community[c.id], config.invoices,
-                      attribution.scope(by_community[c.id], config.attribution))
-        for c in config.communities)
+    invoices = []
+    for community in config.communities:
+        invoice = price_invoice(config, community, month, by_community[community.id],
+                                [s for s in shares if s.community == community.id], shares, metrics,
+                                attribution.scope(by_community[community.id], config.attribution))
+        if invoice is not None:
+            invoices.append(invoice)
 
-    balance = reconciliation.reconcile([t for _, c in collections for t in c.totals], attributed)
-    reconciliation.check(balance)
-    warnings = tuple(f"{source_id}: {w}" for source_id, c in collections for w in c.warnings)
+    warnings = tuple(f"{source_id}: {w}" for source_id, c in collections for w in c.warnings) + pool_warnings
+    warnings += tuple(f"{i.community_name}: {flag}" for i in invoices for flag in i.flags)
     notes = tuple(f"{source_id}: {n}" for source_id, c in collections for n in c.notes)
-    return MonthResult(month, attributed, invoices, balance, warnings, notes)
+    return MonthResult(month, attributed, tuple(invoices), balance, warnings, notes, shares)
 
 
 def pdf_name(invoice: Invoice) -> str:
@@ -115,6 +126,8 @@ def write_outputs(folder: Path, config: Config, result: MonthResult) -> tuple[Pa
     csv_files.write_lines(folder / "invoice-lines.csv", result.invoices)
     csv_files.write_cost_detail(folder / "cost-detail.csv", result.attributed)
     csv_files.write_unattributed(folder / "unattributed.csv", result.attributed)
+    csv_files.write_absorbed(folder / "absorbed.csv", result.attributed)
+    csv_files.write_shared_allocation(folder / "shared-allocation.csv", result.shares, config)
     csv_files.write_reconciliation(folder / "reconciliation.csv", result.reconciliation)
     return tuple(sorted(folder.iterdir()))
 

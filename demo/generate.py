@@ -40,6 +40,10 @@ AWS: payer account 111111111111, USD. Saved Cost Explorer GetCostAndUsage respon
   - 333333333333 hubs-shared-eks: shared cluster with hubs lis (London
     Interdisciplinary School), oceanhackweek and staging, plus untagged cost.
   - 111111111111 management: the payer's own small untagged costs.
+
+Metrics: metrics/YYYY-MM.csv (community, metric, value) as a Prometheus export would give
+them: memory-request byte-hours of the hubs on the shared EKS cluster (to split its
+untagged cost) and NeuroHackademy's monthly active users (for a tiered fee).
 """
 
 import calendar
@@ -379,14 +383,32 @@ def write_aws(rng, data):
                 print(f"wrote {path} ({len(chunk)} groups)")
 
 
+# ---------------------------------------------------------------- usage metrics
+METRICS = [  # community, metric, low, high: per month, as a Prometheus export would give them
+    ("lis", "memory-request-byte-hours", 2 * 10**12, 5 * 10**12),
+    ("oceanhackweek", "memory-request-byte-hours", 1 * 10**12, 3 * 10**12),
+    ("neurohackademy", "monthly-active-users", 150, 600),
+]
+
+
+def write_metrics(rng, data):
+    (data / "metrics").mkdir(parents=True)
+    for year, month in INVOICE_MONTHS:
+        path = data / "metrics" / f"{month_label(year, month)}.csv"
+        lines = ["community,metric,value"] + [f"{c},{m},{rng.randint(low, high)}" for c, m, low, high in METRICS]
+        path.write_text("\n".join(lines) + "\n")
+        print(f"wrote {path} ({len(METRICS)} values)")
+
+
 def main(data=DATA):
     """Write the demo data into ``data`` (default: demo/data beside this script)."""
     data = Path(data)
-    for cloud in ("gcp", "aws"):
-        shutil.rmtree(data / cloud, ignore_errors=True)
+    for part in ("gcp", "aws", "metrics"):
+        shutil.rmtree(data / part, ignore_errors=True)
     rng = Random(20220901)
     write_gcp(rng, data)
     write_aws(rng, data)
+    write_metrics(rng, data)
 
 
 if __name__ == "__main__":

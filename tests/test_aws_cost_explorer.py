@@ -1,7 +1,6 @@
 """The Cost Explorer collector, through real botocore HTTP calls to moto (server mode) on 127.0.0.1."""
 
 import json
-import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,7 +9,7 @@ from click.testing import CliRunner
 
 from billing.cli import main
 from billing.collectors import aws_cost_explorer, aws_files
-from billing.config import AwsCostExplorer, AwsCostExplorerFiles, load_config
+from billing.config import AwsCostExplorer, AwsCostExplorerFiles
 from billing.errors import DataError, SourceError, SourceUnavailable
 from billing.records import Month
 

@@ -70,7 +70,7 @@ def test_the_demo_config_loads_and_check_config_says_ok():
     result = check_config(DEMO_CONFIG)
 
     assert result.exit_code == 0
-    assert result.stdout == f"OK: {DEMO_CONFIG} (8 communities, 2 sources, 9 attribution rules)\n"
+    assert result.stdout == f"OK: {DEMO_CONFIG} (8 communities, 2 sources, 15 attribution rules)\n"
 
 
 def test_fee_amounts_are_exact_decimals_never_floats(tmp_path):
@@ -115,7 +115,7 @@ def test_a_misspelt_key_is_named_with_its_line_and_a_suggestion(tmp_path):
 
     assert problems(path) == (
         f"{path}:11: communities[0].contrct: unknown key 'contrct' (did you mean 'contract'?); "
-        "allowed here: address, contact, contract, currency, id, name",)
+        "allowed here: address, contact, contract, contracts, currency, id, name",)
 
 
 def test_check_config_prints_the_problem_on_stderr_and_exits_2(tmp_path):
@@ -128,7 +128,7 @@ def test_check_config_prints_the_problem_on_stderr_and_exits_2(tmp_path):
     assert result.stderr.splitlines()[:2] == [
         f"Error: {path}: 1 problem",
         f"  {path}:11: communities[0].contrct: unknown key 'contrct' (did you mean 'contract'?); "
-        "allowed here: address, contact, contract, currency, id, name"]
+        "allowed here: address, contact, contract, contracts, currency, id, name"]
 
 
 @pytest.mark.parametrize("remove, expected", [
@@ -153,7 +153,7 @@ def test_several_problems_are_all_reported_in_line_order(tmp_path):
     assert info.value.message == f"{path}: 3 problems"
     assert info.value.problems == (
         f"{path}:11: communities[0].contrct: unknown key 'contrct' (did you mean 'contract'?); "
-        "allowed here: address, contact, contract, currency, id, name",
+        "allowed here: address, contact, contract, contracts, currency, id, name",
         f"{path}:15: attribution[0].community: unknown community 'paleohak' (did you mean 'paleohack'?)",
         f"{path}:16: attribution[0].match: mixes GCP and AWS conditions; a cost row comes from one provider",
     )
@@ -222,3 +222,66 @@ def test_unquoted_account_ids_in_rules_are_read_as_written(tmp_path):
     config = load_config(write_config(
         tmp_path, {"    match: {gcp_project: hubs-shared-gke, gcp_label: {k8s-namespace: paleohack}}\n": rule}))
     assert config.attribution[0].match.aws_account == ["000000000001", "222222222222"]
+
+
+# --- shared pools and contracts ------------------------------------------------------------------
+
+POOL = """\
+shared_pools:
+  - id: overhead
+    description: Cluster overhead
+    split: fixed
+    communities: [paleohack, lis]
+    percentages: {paleohack: 60, lis: 30}
+"""
+
+
+def test_fixed_percentages_that_do_not_add_up_to_100_are_refused(tmp_path):
+    path = write_config(tmp_path, text=MINIMAL + POOL)
+    assert problems(path) == (f"{path}:21: shared_pools[0].percentages: percentages add up to 90, not 100",)
+    result = check_config(path)
+    assert result.exit_code == 2 and "percentages add up to 90, not 100" in result.stderr
+
+
+def test_a_pool_naming_an_unknown_community_and_a_rule_naming_an_unknown_pool(tmp_path):
+    text = MINIMAL.replace("  - community: paleohack\n", "  - shared_pool: overhed\n") + POOL.replace(
+        "[paleohack, lis]", "[paleohack, lsi]").replace("lis: 30", "lsi: 40")
+    path = write_config(tmp_path, text=text)
+    assert problems(path) == (
+        f"{path}:14: attribution[0].shared_pool: unknown shared pool 'overhed' (did you mean 'overhead'?)",
+        f"{path}:19: shared_pools[0].communities[1]: unknown community 'lsi' (did you mean 'lis'?)")
+
+
+CONTRACTS = """\
+    contracts:
+      - start: 2022-01-01
+        end: 2022-09-30
+        fees: [{description: Fee, amount: 100}]
+      - start: 2022-09-15
+        fees: [{description: Fee, amount: 200}]
+"""
+
+
+def test_contracts_of_one_community_that_overlap_are_refused(tmp_path):
+    path = write_config(tmp_path, {"    name: PaleoHack\n": "    name: PaleoHack\n" + CONTRACTS})
+    assert problems(path) == (f"{path}:15: communities[0].contracts[1]: overlaps contracts[0] from 2022-09-15 to "
+                              "2022-09-30; one contract at a time",)
+    result = check_config(path)
+    assert result.exit_code == 2 and "communities[0].contracts[1]: overlaps contracts[0]" in result.stderr
+
+
+def test_contracts_that_follow_each_other_are_fine(tmp_path):
+    path = write_config(tmp_path, {"    name: PaleoHack\n": "    name: PaleoHack\n" + CONTRACTS.replace(
+        "start: 2022-09-15", "start: 2022-10-01")})
+    assert [c.start.isoformat() for c in load_config(path).communities[0].contracts] == ["2022-01-01", "2022-10-01"]
+
+
+def test_a_rule_needs_exactly_one_target_and_a_percent_fee_needs_known_fees(tmp_path):
+    text = MINIMAL.replace("  - community: paleohack\n", "  - community: paleohack\n    absorbed: ours\n").replace(
+        "    name: PaleoHack\n", "    name: PaleoHack\n    contract:\n      fees:\n"
+        "        - {description: Surcharge, percent: 50, of: [service]}\n")
+    path = write_config(tmp_path, text=text)
+    assert problems(path) == (
+        f"{path}:11: communities[0].contract: fee 'Surcharge' is a percentage of service, which is not the id of a "
+        "flat or tiered fee of this contract",
+        f"{path}:17: attribution[0]: give exactly one of community, shared_pool or absorbed")

@@ -1,64 +1,241 @@
+"""The contract terms engine: one example per term and per combination that interacts.
+
+Every expected amount is computed by hand in the comment beside it.
+"""
+
 import datetime as dt
 from decimal import Decimal
 
 import pytest
 
-from billing.config import InvoiceSettings
+from billing.allocation import Share
+from billing.config import Config
 from billing.errors import DataError
+from billing.metrics import Metrics
 from billing.pricing import price_invoice
 from billing.records import Attributed, Bucket, Month
 
-from builders import community, cost_row
+from builders import cost_row
 
-SEPTEMBER = Month(2022, 9)
-
-
-def attributed(*rows):
-    return [Attributed(r, Bucket("community", "hub"), 0) for r in rows]
+SEPTEMBER, OCTOBER = Month(2022, 9), Month(2022, 10)
 
 
-def test_readme_rounding_example():
-    """Two Compute Engine groups of 10.004 and 5.003 with credits of -1.0015 make one line."""
-    invoice = price_invoice(community(), SEPTEMBER, attributed(
-        cost_row(cost="10.004", credits=[("SUSTAINED_USAGE_DISCOUNT", "-1.0015")], labels=[("ns", "a")]),
-        cost_row(cost="5.003", labels=[("ns", "b")])), InvoiceSettings())
-    [line] = invoice.lines
-    assert (line.description, line.cost, line.credits, line.amount) == (
-        "Google Cloud: Compute Engine", Decimal("15.01"), Decimal("-1.00"), Decimal("14.01"))
+def config(contract=None, contracts=None, currency="USD", rates=(), pools=()):
+    community = {"id": "hub", "name": "Hub", "currency": currency}
+    if contracts is not None:
+        community["contracts"] = contracts
+    else:
+        community["contract"] = contract or {}
+    return Config.model_validate({
+        "organisation": {"name": "Org", "payment_instructions": "Pay"},
+        "sources": [{"type": "gcp-export-files", "id": "gcp", "path": "."}],
+        "communities": [community],
+        "shared_pools": list(pools),
+        "exchange_rates": list(rates),
+    })
 
 
-def test_lines_per_provider_and_service_tax_last_then_fees():
-    invoice = price_invoice(
-        community(fees=[("Service fee", "1000"), ("Support", "250.005")]), SEPTEMBER, attributed(
-            cost_row(service="Kubernetes Engine", cost="3.333"),
-            cost_row(service="Compute Engine", cost="2.004", account="other-project"),
-            cost_row(service="Compute Engine", cost="0.72", charge_type="tax"),
-            cost_row(provider="aws", account="222222222222", service="All AWS services", cost="7.125"),
-            cost_row(provider="aws", account="222222222222", service="All AWS services", cost="0",
-                     credits=[("Credit", "-2.5")], charge_type="credit"),
-        ), InvoiceSettings())
-    assert [(l.section, l.description, l.amount) for l in invoice.lines] == [
-        ("cloud", "Amazon Web Services: All AWS services", Decimal("4.63")),  # 7.125 - 2.5 = 4.625
-        ("cloud", "Google Cloud: Compute Engine", Decimal("2.00")),
-        ("cloud", "Google Cloud: Kubernetes Engine", Decimal("3.33")),
-        ("cloud", "Google Cloud: Tax", Decimal("0.72")),
-        ("fees", "Service fee", Decimal("1000.00")),
-        ("fees", "Support", Decimal("250.01")),
-    ]
-    assert invoice.cloud_costs == Decimal("10.68")
-    assert invoice.fees == Decimal("1250.01")
-    assert invoice.total == Decimal("1260.69")
-    assert all(l.cost + l.credits == l.amount for l in invoice.lines)
+def price(cfg, *rows, month=SEPTEMBER, shares=(), metrics=None):
+    direct = [Attributed(r, Bucket("community", "hub"), 0) for r in rows]
+    return price_invoice(cfg, cfg.communities[0], month, direct, list(shares), list(shares),
+                         metrics or Metrics(None, month))
 
 
-def test_dates_number_and_status():
-    invoice = price_invoice(community(payment_terms_days=45), SEPTEMBER, [], InvoiceSettings())
+def lines(invoice):
+    return [(l.section, l.description, l.amount) for l in invoice.lines]
+
+
+def D(text):
+    return Decimal(text)
+
+
+# --- cloud costs ------------------------------------------------------------------------------
+
+def test_pass_through_at_cost_rounds_each_line_half_up_and_shows_credits_so_it_adds_up():
+    invoice = price(config(), cost_row(cost="100.004", credits=[("SUSTAINED_USAGE_DISCOUNT", "-10.0015")]),
+                    cost_row(service="Cloud Storage", cost="2.345"))
+    [storage, compute] = invoice.lines  # services in alphabetical order
+    # 100.004 - 10.0015 = 90.0025 -> 90.00; cost 100.004 -> 100.00; credits shown 90.00 - 100.00
+    assert (compute.cost, compute.credits, compute.amount) == (D("100.00"), D("-10.00"), D("90.00"))
+    assert storage.amount == D("2.35")  # half-up, where half-even would give 2.34
+    assert invoice.total == D("92.35")
+
+
+def test_markup_is_its_own_line_on_the_cloud_lines():
+    invoice = price(config({"cloud": {"markup_percent": 5}}), cost_row(cost="33.33"))
+    assert lines(invoice) == [("cloud", "Google Cloud: Compute Engine", D("33.33")),
+                              ("cloud", "Cloud management markup (5% of 33.33)", D("1.67"))]  # 1.6665
+
+
+def test_withheld_credit_types_do_not_reduce_the_bill():
+    invoice = price(config({"cloud": {"withhold_credits": ["PROMOTION"]}}),
+                    cost_row(cost="100", credits=[("PROMOTION", "-30"), ("SUSTAINED_USAGE_DISCOUNT", "-5")]))
+    assert invoice.lines[0].amount == D("95.00")  # 100 - 5; the -30 promotion stays with the organisation
+    assert invoice.notes == ("Credits of these types stay with Org and do not reduce this invoice: PROMOTION.",)
+
+
+def test_a_cloud_limit_is_flagged_and_still_charged_without_a_cap():
+    invoice = price(config({"cloud": {"limit": 1000}}), cost_row(cost="1200"))
+    assert invoice.cloud_costs == D("1200.00")
+    assert invoice.flags == ("cloud costs 1,200.00 exceed the monthly limit of 1,000.00",)
+
+
+def test_cap_with_markup_caps_the_marked_up_amount():
+    invoice = price(config({"cloud": {"markup_percent": 10, "limit": 1050, "cap_at_limit": True}}),
+                    cost_row(cost="1000"))
+    # 1000 + 100 markup = 1100; 50 above the limit is not charged
+    assert lines(invoice)[1:] == [
+        ("cloud", "Cloud management markup (10% of 1,000.00)", D("100.00")),
+        ("cloud", "Cloud costs above the monthly limit of 1,050.00 (not charged)", D("-50.00"))]
+    assert invoice.cloud_costs == D("1050.00")
+
+
+def test_shared_pool_shares_are_cloud_lines():
+    pool = {"id": "gke", "description": "GKE overhead", "split": "even", "communities": ["hub"]}
+    share = Share("gke", "hub", "USD", D("12.34"), D(1), D("12.3449"))
+    invoice = price(config(pools=[pool]), shares=[share])
+    assert lines(invoice) == [("cloud", "Shared: GKE overhead (100.0% of 12.34 USD, equal parts)", D("12.34"))]
+
+
+# --- fees ---------------------------------------------------------------------------------------
+
+def test_flat_fees_and_percentage_of_fees():
+    invoice = price(config({"fees": [{"id": "service", "description": "Service", "amount": D("1000")},
+                                     {"description": "Surcharge", "percent": 50, "of": ["service"]}]}))
+    assert lines(invoice) == [("fees", "Service", D("1000.00")), ("fees", "Surcharge (50% of 1,000.00)", D("500.00"))]
+
+
+def test_proration_with_percentage_of_fees():
+    """A contract from 15 September: 16 of 30 days."""
+    invoice = price(config({"start": dt.date(2022, 9, 15),
+                            "fees": [{"id": "service", "description": "Service", "amount": D("1000")},
+                                     {"description": "Surcharge", "percent": 50, "of": ["service"]}]}))
+    assert lines(invoice) == [
+        ("fees", "Service (prorated: 16 of 30 days)", D("533.33")),      # 1000 x 16/30 = 533.333...
+        ("fees", "Surcharge (50% of 533.33)", D("266.67"))]              # 266.665, half-up
+    assert invoice.notes == ("A contract is in force from 15 Sep to 30 Sep (16 of 30 days): its monthly fees "
+                             "are prorated.",)
+
+
+def test_two_contracts_in_one_month_each_prorate_their_fees_and_the_later_governs():
+    invoice = price(config(contracts=[
+        {"start": dt.date(2022, 1, 1), "end": dt.date(2022, 9, 14), "fees": [{"description": "Old fee", "amount": 300}]},
+        {"start": dt.date(2022, 9, 15), "cloud": {"markup_percent": 10}, "fees": [{"description": "New fee", "amount": 600}]},
+    ]), cost_row(cost="50"))
+    assert lines(invoice) == [
+        ("cloud", "Google Cloud: Compute Engine", D("50.00")),
+        ("cloud", "Cloud management markup (10% of 50.00)", D("5.00")),   # the September 15 contract's terms
+        ("fees", "Old fee (prorated: 14 of 30 days)", D("140.00")),       # 300 x 14/30
+        ("fees", "New fee (prorated: 16 of 30 days)", D("320.00"))]       # 600 x 16/30
+
+
+TIERS = [{"up_to": 10, "unit_price": 10}, {"up_to": 100, "unit_price": 5}, {"up_to": 1000, "unit_price": D("2.50")},
+         {"up_to": 10000, "unit_price": D("1.25")}, {"unit_price": 0}]
+
+
+@pytest.mark.parametrize("users, cap, expected", [
+    ("250", None, "925.00"),      # 10 x 10 + 90 x 5 + 150 x 2.50
+    ("100", None, "550.00"),      # exactly on a bound: 100 + 450
+    ("7", None, "70.00"),
+    ("20000", None, "14050.00"),  # 100 + 450 + 900 x 2.50 + 9000 x 1.25, then free above 10000
+    ("250", "800", "800.00"),     # capped
+    ("0", None, "0.00"),
+])
+def test_graduated_tiered_fee_on_a_metric(tmp_path, users, cap, expected):
+    (tmp_path / "2022-09.csv").write_text(f"community,metric,value\nhub,active-users,{users}\n")
+    fee = {"description": "Users", "metric": "active-users", "tiers": TIERS, **({"cap": D(cap)} if cap else {})}
+    invoice = price(config({"fees": [fee]}), metrics=Metrics(tmp_path / "{month}.csv", SEPTEMBER))
+    assert invoice.fees == D(expected)
+
+
+def test_a_tiered_fee_without_its_metric_stops_the_run(tmp_path):
+    (tmp_path / "2022-09.csv").write_text("community,metric,value\nother,active-users,5\n")
+    fee = {"description": "Users", "metric": "active-users", "tiers": TIERS}
+    with pytest.raises(DataError, match="has a fee on 'active-users', but .* has no active-users for it"):
+        price(config({"fees": [fee]}), metrics=Metrics(tmp_path / "{month}.csv", SEPTEMBER))
+
+
+def test_a_minimum_adds_a_true_up_line():
+    invoice = price(config({"minimum": 500, "fees": [{"description": "Fee", "amount": 200}]}), cost_row(cost="100"))
+    assert lines(invoice)[-1] == ("fees", "Monthly minimum true-up (minimum 500.00)", D("200.00"))
+    assert invoice.total == D("500.00")
+
+
+def test_minimum_with_discount_the_discount_applies_after_the_minimum():
+    invoice = price(config({"minimum": 500, "fees": [{"description": "Fee", "amount": 200}],
+                            "discounts": [{"description": "Partner", "percent": 20}]}), cost_row(cost="100"))
+    # 100 + 200 + 200 true-up = 500; 20% off = -100
+    assert lines(invoice)[-1] == ("discounts", "Partner (20% of 500.00)", D("-100.00"))
+    assert invoice.total == D("400.00")
+
+
+def test_a_minimum_above_the_charges_is_not_needed():
+    invoice = price(config({"minimum": 100, "fees": [{"description": "Fee", "amount": 200}]}))
+    assert [l[1] for l in lines(invoice)] == ["Fee"]
+
+
+# --- discounts and tax --------------------------------------------------------------------------
+
+def test_one_month_and_recurring_discounts_apply_only_in_their_months():
+    terms = {"fees": [{"description": "Fee", "amount": 1000}],
+             "discounts": [{"description": "Overrun credit", "amount": 150, "month": "2022-09"},
+                           {"description": "Loyalty", "percent": 10, "start": "2022-10", "end": "2022-12"}]}
+    september, october = price(config(terms)), price(config(terms), month=OCTOBER)
+    assert [l for l in lines(september) if l[0] == "discounts"] == [("discounts", "Overrun credit", D("-150.00"))]
+    assert [l for l in lines(october) if l[0] == "discounts"] == [("discounts", "Loyalty (10% of 1,000.00)",
+                                                                   D("-100.00"))]
+
+
+def test_a_discount_is_never_more_than_the_subtotal():
+    invoice = price(config({"fees": [{"description": "Fee", "amount": 100}],
+                            "discounts": [{"description": "Waiver", "amount": 250}]}))
+    assert lines(invoice)[-1] == ("discounts", "Waiver (limited to the subtotal of 100.00)", D("-100.00"))
+    assert invoice.total == D("0.00")
+
+
+def test_tax_is_a_rate_on_the_subtotal_after_discounts():
+    invoice = price(config({"fees": [{"description": "Fee", "amount": 1000}], "tax": {"description": "Sales tax",
+                                                                                     "rate_percent": D("8.25")},
+                            "discounts": [{"description": "Promo", "amount": D("65.44")}]}), cost_row(cost="300"))
+    # 300 + 1000 - 65.44 = 1234.56; x 8.25% = 101.8512
+    assert lines(invoice)[-1] == ("tax", "Sales tax (8.25% of 1,234.56)", D("101.85"))
+    assert invoice.total == D("1336.41")
+
+
+# --- currency -----------------------------------------------------------------------------------
+
+RATE = [{"month": "2022-09", "from": "USD", "to": "CAD", "rate": D("1.3543")}]
+
+
+def test_another_currency_converts_cloud_costs_at_the_months_rate_and_says_so():
+    pool = {"id": "p", "description": "Pool", "split": "even", "communities": ["hub"]}
+    invoice = price(config({"currency": "CAD", "fees": [{"description": "Fee", "amount": 200}]}, rates=RATE, pools=[pool]),
+                    cost_row(cost="100", credits=[("SUSTAINED_USAGE_DISCOUNT", "-10")]),
+                    shares=[Share("p", "hub", "USD", D("10.01"), D(1), D("10.01"))])
+    assert invoice.currency == "CAD"
+    assert lines(invoice) == [
+        ("cloud", "Google Cloud: Compute Engine", D("121.89")),   # 90 x 1.3543 = 121.887
+        ("cloud", "Shared: Pool (100.0% of 10.01 USD, equal parts)", D("13.56")),  # 13.556543
+        ("fees", "Fee", D("200.00"))]                              # already in CAD
+    assert invoice.lines[0].cost == D("135.43")
+    assert invoice.notes == ("Cloud costs in USD are converted at 1 USD = 1.3543 CAD, the rate for September 2022.",)
+
+
+def test_a_missing_exchange_rate_stops_the_run():
+    with pytest.raises(DataError, match="add the 2022-09 rate from USD to CAD to exchange_rates"):
+        price(config({"currency": "CAD"}), cost_row(cost="1"))
+
+
+# --- contracts in force -------------------------------------------------------------------------
+
+def test_no_contract_in_force_gives_no_invoice_unless_there_are_costs():
+    ended = config(contracts=[{"end": dt.date(2022, 8, 31), "fees": [{"description": "Fee", "amount": 1}]}])
+    assert price(ended) is None
+    with pytest.raises(DataError, match="community 'hub' has costs in 2022-09 but no contract in force"):
+        price(ended, cost_row(cost="5"))
+
+
+def test_dates_number_and_payment_terms():
+    invoice = price(config({"payment_terms_days": 45}))
     assert invoice.number == "DRAFT-202209-hub" and invoice.status == "draft"
-    assert invoice.issue_date == dt.date(2022, 10, 1)
-    assert invoice.due_date == dt.date(2022, 11, 15)
-    assert invoice.lines == () and invoice.total == 0
-
-
-def test_costs_in_another_currency_are_refused():
-    with pytest.raises(DataError, match="billed in EUR but source 'gcp-source' has costs in USD"):
-        price_invoice(community(currency="EUR"), SEPTEMBER, attributed(cost_row(cost="1")), InvoiceSettings())
+    assert (invoice.issue_date, invoice.due_date) == (dt.date(2022, 10, 1), dt.date(2022, 11, 15))

@@ -3,7 +3,7 @@
 import csv
 import re
 import shutil
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from conftest import ROOT
 DEMO_CONFIG = ROOT / "config" / "billing.yaml"
 MONTHS = ["2022-08", "2022-09", "2022-10"]
 CSV_FILES = {"invoice-register.csv", "invoice-lines.csv", "cost-detail.csv", "unattributed.csv",
-             "reconciliation.csv"}
+             "reconciliation.csv", "absorbed.csv", "shared-allocation.csv"}
 
 
 def run(*args: str):
@@ -52,7 +52,9 @@ def test_each_demo_month_has_every_file_and_balances(demo_output, month):
         ("gcp", "01A2B3-C4D5E6-F7A8B9"), ("aws", "111111111111")}
     for row in reconciliation:
         assert row["invoice_month"] == month and row["difference"] == "0.00"
-        assert Decimal(row["attributed"]) > 0 and Decimal(row["unattributed"]) > 0
+        assert all(Decimal(row[column]) > 0 for column in ("attributed", "shared", "absorbed"))
+        assert Decimal(row["source_total"]) == sum(Decimal(row[c]) for c in ("attributed", "shared", "absorbed",
+                                                                             "unattributed"))
 
 
 @pytest.mark.parametrize("month", MONTHS)
@@ -63,10 +65,31 @@ def test_detail_files_add_up_to_the_source_totals_exactly(demo_output, month):
         mine = [d for d in detail if d["billing_account"] == row["billing_account"]]
         total = sum(Decimal(d["net"]) for d in mine)
         assert total.quantize(Decimal("0.01")) == Decimal(row["source_total"])
-        unattributed = sum(Decimal(d["net"]) for d in mine if d["bucket"] == "unattributed")
-        assert unattributed.quantize(Decimal("0.01")) == Decimal(row["unattributed"])
-    listed = sum(Decimal(u["net"]) for u in read_csv(folder / "unattributed.csv"))
-    assert listed == sum(Decimal(d["net"]) for d in detail if d["bucket"] == "unattributed")
+        for bucket in ("community", "shared", "absorbed", "unattributed"):
+            column = "attributed" if bucket == "community" else bucket
+            part = sum((Decimal(d["net"]) for d in mine if d["bucket"] == bucket), Decimal(0))
+            assert abs(part - Decimal(row[column])) <= Decimal("0.01"), column  # printed to add up
+    for name, bucket in (("unattributed.csv", "unattributed"), ("absorbed.csv", "absorbed")):
+        listed = sum(Decimal(u["net"]) for u in read_csv(folder / name))
+        assert listed == sum(Decimal(d["net"]) for d in detail if d["bucket"] == bucket)
+
+
+@pytest.mark.parametrize("month", MONTHS)
+def test_each_pool_is_split_to_the_cent_and_billed(demo_output, month):
+    folder = demo_output / month
+    shares = read_csv(folder / "shared-allocation.csv")
+    detail = read_csv(folder / "cost-detail.csv")
+    assert {s["pool"] for s in shares} == {"gke-overhead", "gke-support", "eks-shared"}
+    for pool in {s["pool"] for s in shares}:
+        mine = [s for s in shares if s["pool"] == pool]
+        pool_total = sum(Decimal(d["net"]) for d in detail if d["bucket"] == "shared" and d["community_id"] == pool)
+        assert sum(Decimal(s["amount"]) for s in mine) == pool_total.quantize(Decimal("0.01"), ROUND_HALF_UP)
+        assert sum(Decimal(s["share_percent"]) for s in mine) == pytest.approx(Decimal(100), abs=Decimal("0.001"))
+    lines = read_csv(folder / "invoice-lines.csv")
+    usd_shares = [s for s in shares if s["community_id"] in ("paleohack", "neurohackademy", "coessing")]
+    for share in usd_shares:
+        assert any(l["community_id"] == share["community_id"] and l["description"].startswith("Shared: ")
+                   and l["amount"] == share["amount"] for l in lines), share
 
 
 @pytest.mark.parametrize("month", MONTHS)
@@ -77,8 +100,11 @@ def test_register_totals_are_the_sums_of_the_invoice_lines(demo_output, month):
         mine = [l for l in lines if l["invoice_number"] == invoice["invoice_number"]]
         cloud = sum(Decimal(l["amount"]) for l in mine if l["section"] == "cloud")
         fees = sum(Decimal(l["amount"]) for l in mine if l["section"] == "fees")
+        discounts = sum(Decimal(l["amount"]) for l in mine if l["section"] == "discounts")
+        tax = sum(Decimal(l["amount"]) for l in mine if l["section"] == "tax")
         assert Decimal(invoice["cloud_costs"]) == cloud and Decimal(invoice["fees"]) == fees
-        assert Decimal(invoice["total"]) == cloud + fees
+        assert (Decimal(invoice["discounts"]), Decimal(invoice["tax"])) == (discounts, tax)
+        assert Decimal(invoice["total"]) == cloud + fees + discounts + tax
         assert all(Decimal(l["cost"]) + Decimal(l["credits"]) == Decimal(l["amount"]) for l in mine)
 
 
@@ -89,21 +115,51 @@ def test_each_pdf_shows_the_total_of_its_register_row(demo_output):
     for invoice in register:
         text = "\n".join(page.extract_text() for page in
                          PdfReader(folder / f"invoice-2022-09-{invoice['community_id']}.pdf").pages)
-        total = f"{Decimal(invoice['total']):,.2f}"
-        assert re.search(rf"Total due \(USD\)\s*{re.escape(total)} USD", text), (invoice["community_id"], text)
+        total, currency = f"{Decimal(invoice['total']):,.2f}", invoice["currency"]
+        assert re.search(rf"Total due \({currency}\)\s*{re.escape(total)} {currency}", text), (invoice["community_id"], text)
         assert invoice["invoice_number"] in text and invoice["community_name"] in text
         assert f"{Decimal(invoice['cloud_costs']):,.2f}" in text
         assert "1 Sep 2022 to 30 Sep 2022" in text and "DRAFT" in text.upper()
+
+
+def test_the_demo_shows_every_contract_term_on_some_invoice(demo_output):
+    folder = demo_output / "2022-09"
+    text = {p.stem.split("-", 3)[3]: " ".join(" ".join(page.extract_text() for page in PdfReader(p).pages).split())
+            for p in folder.glob("*.pdf")}
+    shown = {
+        "pass-through": ("paleohack", "Google Cloud: Compute Engine"),
+        "shared pool": ("paleohack", "Shared: GKE cluster nodes"),
+        "metric pool": ("lis", "by memory-request-byte-hours"),
+        "markup": ("oceanhackweek", "Cloud management markup (3% of"),
+        "proration": ("oceanhackweek", "(prorated: 14 of 30 days)"),
+        "credit policy": ("temple", "do not reduce this invoice: PROMOTION"),
+        "percentage of fees": ("temple", "Dedicated cluster surcharge (50% of 1,500.00)"),
+        "tiered fee with cap": ("neurohackademy", "Per-user fee: 406 monthly-active-users"),
+        "cloud cap": ("neurohackademy", "Cloud costs above the monthly limit of 2,500.00 (not charged)"),
+        "minimum": ("coessing", "Monthly minimum true-up (minimum 600.00)"),
+        "recurring discount": ("coessing", "Education partner discount (20% of 600.00) -120.00"),
+        "one-month discount": ("ciroh", "Goodwill credit after the August overrun (10% of 5,226.90) -522.69"),
+        "tax": ("temple", "Sales tax (6% of"),
+        "currency": ("callysto", "converted at 1 USD = 1.3543 CAD, the rate for September 2022"),
+        "another currency": ("lis", "1 USD = 0.8967 GBP"),
+    }
+    for term, (community, words) in shown.items():
+        assert words in text[community], (term, community)
+    register = {r["community_id"]: r for r in read_csv(folder / "invoice-register.csv")}
+    assert register["ciroh"]["flags"] == "cloud costs 3,226.90 exceed the monthly limit of 3,000.00"
+    assert register["callysto"]["currency"] == "CAD" and register["lis"]["currency"] == "GBP"
 
 
 def test_the_summary_names_every_community_and_the_folder(tmp_path):
     result = run("--month", "2022-09", "--config", str(DEMO_CONFIG), "--output", str(tmp_path))
     assert result.exit_code == 0
     assert "Invoices for September 2022:" in result.output
-    assert re.search(r"CIROH\s+3,226\.90\s+2,000\.00\s+5,226\.90\s+USD", result.output)
+    assert re.search(r"CIROH\s+3,226\.90\s+2,000\.00\s+-522\.69\s+0\.00\s+4,704\.21\s+USD", result.output)
+    assert re.search(r"Callysto\s+2,173\.97\s+2,000\.00\s+0\.00\s+208\.70\s+4,382\.67\s+CAD", result.output)
+    assert "Warning: CIROH: cloud costs 3,226.90 exceed the monthly limit of 3,000.00" in result.stderr
     assert "London Interdisciplinary School" in result.output
     assert "Reconciliation: 2 billing account(s) balance to the cent." in result.output
-    assert f"Wrote 13 files to {tmp_path / '2022-09'}" in result.output
+    assert f"Wrote 15 files to {tmp_path / '2022-09'}" in result.output
 
 
 def test_a_rerun_gives_the_same_bytes_and_replaces_the_folder_whole(tmp_path, demo_output):

@@ -2,8 +2,9 @@
 
 Invoice files (``invoice-register.csv``, ``invoice-lines.csv``) carry the rounded amounts printed
 on the invoices. Detail files (``cost-detail.csv``, ``unattributed.csv``) carry full-precision
-amounts, so that sums over them are exact. ``reconciliation.csv`` rounds each column to the
-cent; its ``difference`` is computed at full precision before rounding.
+amounts, so that sums over them are exact. ``reconciliation.csv`` rounds its columns to the
+cent so that the buckets add up to the source total as printed (a cent of rounding goes to the
+bucket rounding moved most); its ``difference`` is computed at full precision before rounding.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..money import ZERO, plain_amount
+from ..money import ZERO, plain_amount, quantize, round_to_total
+from ..allocation import Share
+from ..config import Config
 from ..records import Attributed, Invoice, ReconciliationRow
 
 REGISTER_COLUMNS = ("invoice_number", "community_id", "community_name", "invoice_month", "issue_date",
-                    "due_date", "currency", "cloud_costs", "fees", "discounts", "tax", "total", "status")
+                    "due_date", "currency", "cloud_costs", "fees", "discounts", "tax", "total", "status", "flags")
 LINE_COLUMNS = ("invoice_number", "community_id", "invoice_month", "line", "section", "description",
                 "provider", "service", "currency", "cost", "credits", "amount")
 DETAIL_COLUMNS = ("invoice_month", "bucket", "community_id", "provider", "billing_account",
@@ -25,6 +28,10 @@ DETAIL_COLUMNS = ("invoice_month", "bucket", "community_id", "provider", "billin
                   "credits", "net", "source")
 UNATTRIBUTED_COLUMNS = ("invoice_month", "provider", "billing_account", "project_or_account", "service",
                         "charge_type", "labels", "currency", "cost", "credits", "net", "source")
+ABSORBED_COLUMNS = ("invoice_month", "reason", "provider", "billing_account", "project_or_account", "service",
+                    "charge_type", "labels", "currency", "cost", "credits", "net", "source")
+SHARED_COLUMNS = ("pool", "description", "split", "currency", "pool_total", "community_id", "weight",
+                  "share_percent", "amount")
 RECONCILIATION_COLUMNS = ("provider", "billing_account", "invoice_month", "currency", "source_total",
                           "attributed", "shared", "absorbed", "unattributed", "difference")
 
@@ -48,7 +55,7 @@ def write_register(path: Path, invoices: Sequence[Invoice]) -> None:
         (i.number, i.community_id, i.community_name, str(i.month), i.issue_date.isoformat(),
          i.due_date.isoformat(), i.currency,
          *(plain_amount(a, i.currency) for a in (i.cloud_costs, i.fees, i.discounts, i.tax, i.total)),
-         i.status)
+         i.status, "; ".join(i.flags))
         for i in invoices))
 
 
@@ -88,11 +95,39 @@ def write_unattributed(path: Path, attributed: Sequence[Attributed]) -> None:
         for a in items for r in (a.row,)))
 
 
+def write_absorbed(path: Path, attributed: Sequence[Attributed]) -> None:
+    """Costs the organisation carries itself, with the reason its rule gives; never invoiced."""
+    items = sorted((a for a in attributed if a.bucket.kind == "absorbed"), key=lambda a: (a.bucket.name, a.row))
+    _write(path, ABSORBED_COLUMNS, (
+        (r.invoice_month, a.bucket.name, r.provider, r.billing_account, r.project_or_account, r.service,
+         r.charge_type, labels_text(r.labels), r.currency, *_amounts(a), r.source)
+        for a in items for r in (a.row,)))
+
+
+def write_shared_allocation(path: Path, shares: Sequence[Share], config: Config) -> None:
+    """How each shared pool was split: the pool, its total, each community's weight and part."""
+    weights: dict[tuple[str, str], Decimal] = {}
+    for share in shares:
+        weights[(share.pool, share.currency)] = weights.get((share.pool, share.currency), ZERO) + share.weight
+    _write(path, SHARED_COLUMNS, (
+        (s.pool, config.pool(s.pool).description, config.pool(s.pool).split, s.currency, exact(s.pool_total),
+         s.community, exact(s.weight), f"{s.percent(weights[(s.pool, s.currency)]):.4f}",
+         plain_amount(s.amount, s.currency))
+        for s in shares))
+
+
 def write_reconciliation(path: Path, rows: Sequence[ReconciliationRow]) -> None:
+    """Each account's buckets, rounded so that they add up to the source total as printed."""
+
+    def printed(r: ReconciliationRow) -> list[Decimal]:
+        source, difference = quantize(r.source_total, r.currency), quantize(r.difference, r.currency)
+        buckets = round_to_total([r.attributed, r.shared, r.absorbed, r.unattributed], r.currency,
+                                 source - difference)
+        return [source, *buckets, difference]
+
     _write(path, RECONCILIATION_COLUMNS, (
         (r.provider, r.billing_account, r.invoice_month, r.currency,
-         *(plain_amount(a, r.currency) for a in (r.source_total, r.attributed, r.shared, r.absorbed,
-                                                 r.unattributed, r.difference)))
+         *(plain_amount(a, r.currency) for a in printed(r)))
         for r in rows))
 
 

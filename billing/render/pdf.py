@@ -53,8 +53,10 @@ def invoice_html(invoice: Invoice, community: Community, config: Config, folder:
         page_size=config.invoices.page_size,
         cloud_lines=cloud_lines,
         fee_lines=[line for line in invoice.lines if line.section == "fees"],
-        cloud_cost=sum((line.cost for line in cloud_lines), ZERO),
-        cloud_credits=sum((line.credits for line in cloud_lines), ZERO),
+        discount_lines=[line for line in invoice.lines if line.section == "discounts"],
+        tax_lines=[line for line in invoice.lines if line.section == "tax"],
+        cloud_cost=sum((line.cost for line in cloud_lines if line.provider), ZERO),
+        cloud_credits=sum((line.credits for line in cloud_lines if line.provider), ZERO),
     )
 
 
