@@ -249,7 +249,7 @@ def test_a_pool_naming_an_unknown_community_and_a_rule_naming_an_unknown_pool(tm
     path = write_config(tmp_path, text=text)
     assert problems(path) == (
         f"{path}:14: attribution[0].shared_pool: unknown shared pool 'overhed' (did you mean 'overhead'?)",
-        f"{path}:19: shared_pools[0].communities[1]: unknown community 'lsi' (did you mean 'lis'?)")
+        f"{path}:20: shared_pools[0].communities[1]: unknown community 'lsi' (did you mean 'lis'?)")
 
 
 CONTRACTS = """\
