@@ -82,7 +82,7 @@ def test_each_pool_is_split_to_the_cent_and_billed(demo_output, month):
     assert {s["pool"] for s in shares} == {"gke-overhead", "gke-support", "eks-shared"}
     for pool in {s["pool"] for s in shares}:
         mine = [s for s in shares if s["pool"] == pool]
-        pool_total = sum(Decimal(d["net"]) for d in detail if d["bucket"] == "shared" and d["community_id"] == pool)
+        pool_total = sum(Decimal(d["net"]) for d in detail if d["bucket"] == "shared" and d["assigned_to"] == pool)
         assert sum(Decimal(s["amount"]) for s in mine) == pool_total.quantize(Decimal("0.01"), ROUND_HALF_UP)
         assert sum(Decimal(s["share_percent"]) for s in mine) == pytest.approx(Decimal(100), abs=Decimal("0.001"))
     lines = read_csv(folder / "invoice-lines.csv")

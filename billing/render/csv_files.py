@@ -23,7 +23,7 @@ REGISTER_COLUMNS = ("invoice_number", "community_id", "community_name", "invoice
                     "due_date", "currency", "cloud_costs", "fees", "discounts", "tax", "total", "status", "flags")
 LINE_COLUMNS = ("invoice_number", "community_id", "invoice_month", "line", "section", "description",
                 "provider", "service", "currency", "cost", "credits", "amount")
-DETAIL_COLUMNS = ("invoice_month", "bucket", "community_id", "provider", "billing_account",
+DETAIL_COLUMNS = ("invoice_month", "bucket", "assigned_to", "provider", "billing_account",
                   "project_or_account", "service", "charge_type", "labels", "currency", "cost",
                   "credits", "net", "source")
 UNATTRIBUTED_COLUMNS = ("invoice_month", "provider", "billing_account", "project_or_account", "service",
@@ -76,7 +76,10 @@ def _amounts(item: Attributed) -> tuple[str, str, str]:
 
 
 def write_cost_detail(path: Path, attributed: Sequence[Attributed]) -> None:
-    """Every cost row with its bucket, so the file adds up to the source totals."""
+    """Every cost row with its bucket, so the file adds up to the source totals.
+
+    ``assigned_to`` is the community id, the shared pool id, or the reason a cost is absorbed.
+    """
     _write(path, DETAIL_COLUMNS, (
         (r.invoice_month, a.bucket.kind, a.bucket.name, r.provider, r.billing_account,
          r.project_or_account, r.service, r.charge_type, labels_text(r.labels), r.currency,
