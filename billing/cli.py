@@ -13,7 +13,7 @@ import click
 
 from .config import DEFAULT_CONFIG, load_config
 from .errors import EXIT_DATA, BillingError, UsageError
-from .money import format_amount
+from .money import format_amount, quantize
 from .records import Month
 from .run import run_month
 
@@ -85,8 +85,8 @@ def run(month: str, config_path: Path, output: Path | None, refresh: bool) -> No
         if n == 0:
             click.echo("  " + "  ".join("-" * w for w in widths[:6]))
     for currency, amount in sorted(result.unattributed().items()):
-        click.echo(f"Unattributed: {format_amount(amount, currency)} {currency} "
-                   "(see unattributed.csv; write attribution rules for it)")
+        shown = format_amount(amount, currency) if quantize(amount, currency) else f"{amount.normalize():f}"
+        click.echo(f"Unattributed: {shown} {currency} (see unattributed.csv; write attribution rules for it)")
     click.echo(f"Reconciliation: {len(result.reconciliation)} billing account(s) balance to the cent.")
     click.echo(f"Wrote {len(done.files)} files to {done.folder}")
 

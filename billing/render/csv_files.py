@@ -114,7 +114,7 @@ def write_shared_allocation(path: Path, shares: Sequence[Share], config: Config)
         weights[(share.pool, share.currency)] = weights.get((share.pool, share.currency), ZERO) + share.weight
     _write(path, SHARED_COLUMNS, (
         (s.pool, config.pool(s.pool).description, config.pool(s.pool).split, s.currency, exact(s.pool_total),
-         s.community, exact(s.weight), f"{s.percent(weights[(s.pool, s.currency)]):.4f}",
+         s.community, format(s.weight.normalize(), "f"), f"{s.percent(weights[(s.pool, s.currency)]):.4f}",
          plain_amount(s.amount, s.currency))
         for s in shares))
 
