@@ -151,6 +151,9 @@ class TieredFee(_Model):
         known = [b for b in bounds if b is not None]
         if known != sorted(set(known)):
             raise ValueError("tiers must have increasing up_to bounds")
+        if bounds[-1] is not None:
+            raise ValueError("the last tier must have no up_to, so that every unit has a price "
+                             "(write {unit_price: 0} for free above the last bound)")
         return self
 
 
@@ -178,8 +181,8 @@ class Discount(_Model):
     every month from ``start`` to ``end`` (inclusive; either may be left open)."""
 
     description: str
-    percent: Amount | None = None
-    amount: Amount | None = None
+    percent: Annotated[Amount, Field(ge=0, le=100)] | None = None
+    amount: Annotated[Amount, Field(ge=0)] | None = None
     month: MonthText | None = None
     start: MonthText | None = None
     end: MonthText | None = None
@@ -321,7 +324,7 @@ class SharedPool(_Model):
     description: str
     split: Literal["proportional", "even", "fixed", "metric"]
     communities: list[Id] = Field(min_length=1)
-    percentages: dict[str, Amount] | None = None
+    percentages: dict[str, Annotated[Amount, Field(ge=0)]] | None = None
     metric: str | None = None
     scope: Match | None = None
 
@@ -614,14 +617,18 @@ def _cross_checks(data: dict) -> list[tuple[Location, str]]:
     for field in ("communities", "sources"):
         seen: set[str] = set()
         for index, item in _items(data, field):
-            if item.get("id") in seen:
+            if not isinstance(item.get("id"), str):
+                continue  # the field check reports it
+            if item["id"] in seen:
                 problems.append(((field, index, "id"), f"duplicate id {item['id']!r}"))
-            seen.add(item.get("id"))
+            seen.add(item["id"])
     seen = set()
     for index, item in _items(data, "shared_pools"):
-        if item.get("id") in seen:
+        if not isinstance(item.get("id"), str):
+            continue
+        if item["id"] in seen:
             problems.append((("shared_pools", index, "id"), f"duplicate id {item['id']!r}"))
-        seen.add(item.get("id"))
+        seen.add(item["id"])
     ids = [str(item.get("id")) for _, item in _items(data, "communities")]
     pools = [str(item.get("id")) for _, item in _items(data, "shared_pools")]
     for index, rule in _items(data, "attribution"):
@@ -640,7 +647,8 @@ def _cross_checks(data: dict) -> list[tuple[Location, str]]:
 
 def _term_checks(config: Config) -> list[tuple[Location, str]]:
     """Problems only a validated config can show: percentages that do not add up, contracts of
-    one community that overlap, pools with percentages for communities they do not list."""
+    one community that overlap or differ in currency, pools with percentages for communities
+    they do not list, two exchange rates for one month and pair of currencies."""
     problems: list[tuple[Location, str]] = []
     for index, pool in enumerate(config.shared_pools):
         if pool.percentages is not None:
@@ -651,7 +659,19 @@ def _term_checks(config: Config) -> list[tuple[Location, str]]:
             if set(pool.percentages) != set(pool.communities):
                 problems.append((("shared_pools", index, "percentages"),
                                  "give a percentage for each of the pool's communities, and only for them"))
+    seen_rates: dict[tuple[str, str, str], int] = {}
+    for index, rate in enumerate(config.exchange_rates):
+        key = (rate.month, rate.from_currency, rate.to_currency)
+        if key in seen_rates:
+            problems.append((("exchange_rates", index), f"a second {rate.from_currency} to {rate.to_currency} rate "
+                             f"for {rate.month} (the first is exchange_rates[{seen_rates[key]}])"))
+        seen_rates.setdefault(key, index)
     for index, community in enumerate(config.communities):
+        currencies = {c.currency or community.currency for c in community.all_contracts}
+        if len(currencies) > 1:
+            problems.append((("communities", index, "contracts"),
+                             f"contracts in {' and '.join(sorted(currencies))}; one community is billed in one "
+                             "currency (set `currency` on the community)"))
         contracts = community.contracts or []
         for j, later in enumerate(contracts):
             for i, earlier in enumerate(contracts[:j]):

@@ -36,24 +36,27 @@ class Metrics:
         if self.path is None:
             raise DataError("a shared pool or fee needs usage metrics, but the config sets no `metrics:` file")
         try:
-            handle = self.path.open(newline="", encoding="utf-8")
+            text = self.path.read_text(encoding="utf-8-sig")  # -sig: as spreadsheets save it
         except FileNotFoundError:
             raise DataError(f"metrics file {self.path} not found (a shared pool or fee needs it)") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise DataError(f"metrics file {self.path} cannot be read: {error}") from None
         values: dict[tuple[str, str], Decimal] = {}
-        with handle:
-            reader = csv.DictReader(handle)
-            if tuple(reader.fieldnames or ()) != COLUMNS:
-                raise DataError(f"{self.path}: expected the columns {', '.join(COLUMNS)}, "
-                                f"found {', '.join(reader.fieldnames or ()) or 'none'}")
-            for line, row in enumerate(reader, start=2):
-                key = (row["community"].strip(), row["metric"].strip())
-                try:
-                    value = Decimal(row["value"].strip())
-                except (InvalidOperation, AttributeError):
-                    raise DataError(f"{self.path}:{line}: value {row['value']!r} is not a number") from None
-                if not value.is_finite() or value < 0:
-                    raise DataError(f"{self.path}:{line}: value {row['value']!r} must be a number of 0 or more")
-                if key in values:
-                    raise DataError(f"{self.path}:{line}: {key[0]} {key[1]} appears twice")
-                values[key] = value
+        reader = csv.DictReader(text.splitlines())
+        if tuple(reader.fieldnames or ()) != COLUMNS:
+            raise DataError(f"{self.path}: expected the columns {', '.join(COLUMNS)}, "
+                            f"found {', '.join(reader.fieldnames or ()) or 'none'}")
+        for line, row in enumerate(reader, start=2):
+            if None in row or None in row.values():
+                raise DataError(f"{self.path}:{line}: expected 3 values (community, metric, value)")
+            key = (row["community"].strip(), row["metric"].strip())
+            try:
+                value = Decimal(row["value"].strip())
+            except InvalidOperation:
+                raise DataError(f"{self.path}:{line}: value {row['value']!r} is not a number") from None
+            if not value.is_finite() or value < 0:
+                raise DataError(f"{self.path}:{line}: value {row['value']!r} must be a number of 0 or more")
+            if key in values:
+                raise DataError(f"{self.path}:{line}: {key[0]} {key[1]} appears twice")
+            values[key] = value
         return values

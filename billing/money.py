@@ -17,10 +17,11 @@ ZERO = Decimal(0)
 
 # ISO 4217 minor units for the currencies a contract may be written in.
 MINOR_UNITS: dict[str, int] = {
-    "AUD": 2, "BRL": 2, "CAD": 2, "CHF": 2, "CLP": 0, "CNY": 2, "COP": 2, "DKK": 2,
-    "EUR": 2, "GBP": 2, "HKD": 2, "IDR": 2, "INR": 2, "JPY": 0, "KES": 2, "KRW": 0,
-    "MXN": 2, "NGN": 2, "NOK": 2, "NZD": 2, "PHP": 2, "SEK": 2, "SGD": 2, "TWD": 2,
-    "USD": 2, "ZAR": 2,
+    "AED": 2, "ARS": 2, "AUD": 2, "BGN": 2, "BRL": 2, "CAD": 2, "CHF": 2, "CLP": 0, "CNY": 2,
+    "COP": 2, "CZK": 2, "DKK": 2, "EGP": 2, "EUR": 2, "GBP": 2, "HKD": 2, "HUF": 2, "IDR": 2,
+    "ILS": 2, "INR": 2, "ISK": 0, "JPY": 0, "KES": 2, "KRW": 0, "MXN": 2, "MYR": 2, "NGN": 2,
+    "NOK": 2, "NZD": 2, "PEN": 2, "PHP": 2, "PKR": 2, "PLN": 2, "RON": 2, "SAR": 2, "SEK": 2,
+    "SGD": 2, "THB": 2, "TRY": 2, "TWD": 2, "UAH": 2, "USD": 2, "VND": 0, "ZAR": 2,
 }
 
 

@@ -2,9 +2,10 @@
 
 In order, for one community and month:
 
-1. **Contracts.** Every contract in force for part of the month contributes its flat fees,
-   prorated by its days (``15 of 30 days``). The contract in force on the last day it covers
-   *governs* the rest: currency, cloud terms, usage fees, minimum, discounts, tax, payment terms.
+1. **Contracts.** Every contract in force for part of the month contributes its flat fees and
+   its minimum, prorated by its days (``15 of 30 days``). The contract in force on the last day
+   it covers *governs* the rest: cloud terms, usage (tiered) fees, discounts, tax, payment terms.
+   All contracts of a community are in one currency (the config refuses others).
 2. **Currency.** Cloud costs are in the billing account's currency; when the contract's currency
    differs, every cloud amount is converted at the month's rate from the config, and the invoice
    says which rate it used.
@@ -15,8 +16,8 @@ In order, for one community and month:
    the part above the limit as a reduction. Exceeding the limit is flagged either way.
 4. **Fees**: flat fees (prorated), graduated tiered fees on a metric (each tier prices the units
    that fall in it; optionally capped), percentages of other fees (of their prorated amounts),
-   and a true-up line when cloud costs and fees together are below the monthly minimum (the
-   minimum is prorated like a flat fee).
+   and a true-up line when cloud costs and fees together are below the monthly minimum (each
+   contract's minimum prorated by its days, like a flat fee; their sum is the month's minimum).
 5. **Discounts**: a percentage of, or an amount off, the subtotal (cloud costs and fees), never
    more than the subtotal.
 6. **Tax**: the contract's rate on the subtotal after discounts.
@@ -34,7 +35,7 @@ from typing import NamedTuple, Sequence
 
 from .allocation import Share
 from .config import Community, Config, Contract, FlatFee, PercentFee, TieredFee
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .metrics import Metrics
 from .money import ZERO, format_amount, quantize
 from .records import PROVIDER_NAMES, TAX, Attributed, Invoice, InvoiceLine, Month
@@ -97,7 +98,7 @@ class _Pricer:
         if source_currency not in self.rates:
             rate = self.config.exchange_rate(str(self.month), source_currency, self.currency)
             if rate is None:
-                raise DataError(f"community {self.community.id!r} is billed in {self.currency} but has {self.month} "
+                raise ConfigError(f"community {self.community.id!r} is billed in {self.currency} but has {self.month} "
                                 f"costs in {source_currency}; add the {self.month} rate from {source_currency} to "
                                 f"{self.currency} to exchange_rates")
             self.rates[source_currency] = rate
@@ -191,12 +192,13 @@ class _Pricer:
         return self.add("fees", f"{fee.description}: {_pct(quantity)} {fee.metric} ({detail})", amount)
 
     def minimum(self) -> None:
-        contract, days = self.in_force[-1]
-        if contract.minimum is None:
+        with_minimum = [(c, days) for c, days in self.in_force if c.minimum is not None]
+        if not with_minimum:
             return
-        minimum = self.q(contract.minimum * days / self.month_days)
+        minimum = self.q(sum((c.minimum * days / self.month_days for c, days in with_minimum), ZERO))
         charged = self.total("cloud", "fees")
         if charged < minimum:
+            days = sum(days for _, days in with_minimum)
             prorated = f", prorated: {days} of {self.month_days} days" if days < self.month_days else ""
             self.add("fees", f"Monthly minimum true-up (minimum {self.money(minimum)}{prorated})", minimum - charged)
 
@@ -209,7 +211,7 @@ class _Pricer:
             subtotal = self.total("cloud", "fees", "discounts")
             if discount.percent is not None:
                 base = self.total("cloud", "fees")
-                wanted = self.q(base * discount.percent / HUNDRED)
+                wanted = max(self.q(base * discount.percent / HUNDRED), ZERO)
                 description = f"{discount.description} ({_pct(discount.percent)}% of {self.money(base)})"
             else:
                 wanted, description = self.q(discount.amount), discount.description

@@ -2,7 +2,8 @@
 
 Per provider, billing account and invoice month, the source's own total (computed by the source,
 independently of the grouped rows) must equal attributed + shared + absorbed + unattributed.
-The comparison is at full precision and must hold to the cent.
+The comparison is at full precision and must hold to the cent: the difference must round (half-up)
+to 0.00, so half a cent or more stops the run.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def reconcile(totals: Iterable[SourceTotal], attributed: Iterable[Attributed]) -
 
 
 def check(rows: Iterable[ReconciliationRow]) -> None:
-    """Raise ``ReconciliationError`` naming every account whose buckets miss its total by a cent or more."""
+    """Raise ``ReconciliationError`` naming every account whose difference does not round to zero."""
     broken = [r for r in rows if quantize(r.difference, r.currency) != 0]
     if broken:
         raise ReconciliationError("reconciliation failed: " + "; ".join(

@@ -16,8 +16,8 @@ from typing import NamedTuple
 from . import attribution, reconciliation
 from .collectors import Collection, collect
 from .config import Config
-from .errors import DataError, OutputError
-from .money import ZERO
+from .errors import ConfigError, DataError, OutputError
+from .money import MINOR_UNITS, ZERO
 from .allocation import Share, allocate
 from .metrics import Metrics
 from .pricing import price_invoice
@@ -78,6 +78,22 @@ def _check_rule_keys(config: Config, collections: list[tuple[str, Collection]]) 
                                 f"which no {provider} source carries ({carried})")
 
 
+def _check_sources(collections: list[tuple[str, Collection]]) -> None:
+    """Each billing account read once, in a currency the tool can round."""
+    read_by: dict[tuple[str, str, str], str] = {}
+    for source_id, collection in collections:
+        for total in collection.totals:
+            key = (total.provider, total.billing_account, total.invoice_month)
+            if key in read_by and read_by[key] != source_id:
+                raise ConfigError(f"sources {read_by[key]!r} and {source_id!r} both read {total.provider} billing "
+                                  f"account {total.billing_account} for {total.invoice_month}; every cost would be "
+                                  "billed twice")
+            read_by[key] = source_id
+            if total.currency not in MINOR_UNITS:
+                raise DataError(f"source {source_id!r}: billing account {total.billing_account} bills in "
+                                f"{total.currency!r}, a currency this tool does not know the minor unit of")
+
+
 def compute_month(config: Config, month: Month, refresh: bool = False) -> MonthResult:
     """Collect every source for ``month`` and turn the costs into invoices and a reconciliation.
 
@@ -88,6 +104,7 @@ def compute_month(config: Config, month: Month, refresh: bool = False) -> MonthR
         provider = "gcp" if source.type.startswith("gcp") else "aws"
         collections.append((source.id, collect(source, month, config.label_keys(provider), refresh)))
     _check_rule_keys(config, collections)
+    _check_sources(collections)
 
     rows = [row for _, c in collections for row in c.rows]
     attributed = attribution.attribute(rows, config.attribution)

@@ -167,7 +167,7 @@ def test_a_key_given_twice_in_one_mapping_is_a_problem(tmp_path):
 def test_an_unknown_currency_is_named(tmp_path):
     path = write_config(tmp_path, {"    name: PaleoHack\n": "    name: PaleoHack\n    currency: USX\n"})
     (problem,) = problems(path)
-    assert problem.startswith(f"{path}:11: communities[0].currency: unknown currency 'USX' (known: AUD, ")
+    assert problem.startswith(f"{path}:11: communities[0].currency: unknown currency 'USX' (known: AED, ")
     assert "USD" in problem
 
 
@@ -285,3 +285,37 @@ def test_a_rule_needs_exactly_one_target_and_a_percent_fee_needs_known_fees(tmp_
         f"{path}:11: communities[0].contract: fee 'Surcharge' is a percentage of service, which is not the id of a "
         "flat or tiered fee of this contract",
         f"{path}:17: attribution[0]: give exactly one of community, shared_pool or absorbed")
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"    name: PaleoHack\n": "    name: PaleoHack\n    contract:\n      fees:\n        - description: Users\n"
+      "          metric: users\n          tiers: [{up_to: 10, unit_price: 1}, {up_to: 100, unit_price: 0.5}]\n"},
+     "the last tier must have no up_to"),
+    ({"    name: PaleoHack\n": "    name: PaleoHack\n    contract:\n      discounts: [{description: D, amount: -50}]\n"},
+     "discounts[0].amount: Input should be greater than or equal to 0"),
+    ({"    name: PaleoHack\n": "    name: PaleoHack\n    contracts:\n      - {end: 2022-09-14}\n"
+      "      - {start: 2022-09-15, currency: GBP}\n"},
+     "contracts: contracts in GBP and USD; one community is billed in one currency"),
+])
+def test_terms_that_would_bill_wrongly_are_refused(tmp_path, change, expected):
+    (problem,) = problems(write_config(tmp_path, change))
+    assert expected in problem
+
+
+def test_negative_pool_percentages_are_refused(tmp_path):
+    text = MINIMAL + POOL.replace("paleohack: 60, lis: 30", "paleohack: 140, lis: -40")
+    (problem,) = problems(write_config(tmp_path, text=text))
+    assert "shared_pools[0].percentages.lis: Input should be greater than or equal to 0" in problem
+
+
+def test_two_rates_for_one_month_and_pair_are_refused(tmp_path):
+    text = MINIMAL + ("exchange_rates:\n  - {month: 2022-09, from: USD, to: CAD, rate: 1.35}\n"
+                      "  - {month: 2022-09, from: USD, to: CAD, rate: 1.36}\n")
+    path = write_config(tmp_path, text=text)
+    assert problems(path) == (f"{path}:18: exchange_rates[1]: a second USD to CAD rate for 2022-09 (the first is "
+                              "exchange_rates[0])",)
+
+
+def test_an_id_that_is_not_text_is_one_problem_not_a_crash(tmp_path):
+    result = check_config(write_config(tmp_path, {"  - id: paleohack\n": "  - id: [paleohack]\n"}))
+    assert result.exit_code == 2 and "communities[0].id: Input should be a valid string" in result.stderr

@@ -101,3 +101,10 @@ def test_native_list_functions_give_the_same_result_as_the_plain_translation(tmp
         assert "list_transform(" in fast and "list_transform(" not in plain
         assert sorted(connection.execute(fast).fetchall(), key=repr) == \
             sorted(connection.execute(plain).fetchall(), key=repr)
+
+
+def test_a_credit_without_a_type_is_still_a_credit(tmp_path):
+    row = export_row(cost="10", credits=[("PROMOTION", "-3")]).replace('"type": "PROMOTION"', '"type": null')
+    write_export(tmp_path, [row])
+    [cost_row] = gcp_files.collect(source(tmp_path), SEPTEMBER, ()).rows
+    assert (cost_row.cost, cost_row.credits) == (Decimal("10"), (("UNSPECIFIED", Decimal("-3")),))

@@ -10,7 +10,7 @@ import pytest
 
 from billing.allocation import Share
 from billing.config import Config
-from billing.errors import DataError
+from billing.errors import ConfigError, DataError
 from billing.metrics import Metrics
 from billing.pricing import price_invoice
 from billing.records import Attributed, Bucket, Month
@@ -221,8 +221,8 @@ def test_another_currency_converts_cloud_costs_at_the_months_rate_and_says_so():
     assert invoice.notes == ("Cloud costs in USD are converted at 1 USD = 1.3543 CAD, the rate for September 2022.",)
 
 
-def test_a_missing_exchange_rate_stops_the_run():
-    with pytest.raises(DataError, match="add the 2022-09 rate from USD to CAD to exchange_rates"):
+def test_a_missing_exchange_rate_is_a_config_error():
+    with pytest.raises(ConfigError, match="add the 2022-09 rate from USD to CAD to exchange_rates"):
         price(config({"currency": "CAD"}), cost_row(cost="1"))
 
 
@@ -239,3 +239,33 @@ def test_dates_number_and_payment_terms():
     invoice = price(config({"payment_terms_days": 45}))
     assert invoice.number == "DRAFT-202209-hub" and invoice.status == "draft"
     assert (invoice.issue_date, invoice.due_date) == (dt.date(2022, 10, 1), dt.date(2022, 11, 15))
+
+
+# --- edge cases -----------------------------------------------------------------------------------
+
+def test_a_percentage_discount_on_a_negative_subtotal_gives_nothing():
+    """A month of refunds: the discount must not turn into a charge."""
+    invoice = price(config({"discounts": [{"description": "Partner", "percent": 10}]}),
+                    cost_row(cost="0", credits=[("Refund", "-200")], charge_type="refund"))
+    assert [l for l in lines(invoice) if l[0] == "discounts"] == [("discounts", "Partner (10% of -200.00)", D("0.00"))]
+    assert invoice.total == D("-200.00")
+
+
+def test_each_contracts_minimum_is_prorated_by_its_days_and_they_add_up():
+    invoice = price(config(contracts=[
+        {"start": dt.date(2022, 1, 1), "end": dt.date(2022, 9, 15), "minimum": 1000},
+        {"start": dt.date(2022, 9, 16), "fees": [{"description": "Fee", "amount": 10}]},
+    ]), cost_row(cost="1"))
+    # 1000 x 15/30 = 500 is the month's minimum; charged 1.00 + 5.00 (10 x 15/30)
+    assert lines(invoice)[-1] == ("fees", "Monthly minimum true-up (minimum 500.00, prorated: 15 of 30 days)",
+                                  D("494.00"))
+
+
+def test_a_credit_type_withheld_never_reduces_and_other_types_always_do():
+    invoice = price(config({"cloud": {"withhold_credits": ["Credit"]}}),
+                    cost_row(provider="aws", account="222222222222", service="All AWS services", cost="100"),
+                    cost_row(provider="aws", account="222222222222", service="All AWS services", cost="0",
+                             credits=[("Credit", "-40")], charge_type="credit"),
+                    cost_row(provider="aws", account="222222222222", service="All AWS services", cost="0",
+                             credits=[("Refund", "-15")], charge_type="refund"))
+    assert invoice.cloud_costs == D("85.00")  # the AWS Credit stays with the organisation; the refund passes

@@ -43,7 +43,7 @@ def test_rows_of_an_account_the_source_did_not_total_show_up_as_a_difference():
 
 
 def test_balance_holds_to_the_cent_not_beyond():
-    """A sub-cent gap (from a provider's own rounding) is tolerated; a cent is not."""
+    """A gap that rounds to 0.00 is tolerated; half a cent, which shows as 0.01, is not."""
     rows = [cost_row(account="dedicated", cost="1")]
     check(reconcile([SourceTotal("gcp", "BA-1", "2022-09", "USD", Decimal("1.004"))], attribute(rows, RULES)))
     with pytest.raises(ReconciliationError):

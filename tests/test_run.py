@@ -1,6 +1,8 @@
 """`billing run` end to end on the bundled demo data, as finance and an engineer would check it."""
 
 import csv
+import gzip
+import json
 import re
 import shutil
 from decimal import ROUND_HALF_UP, Decimal
@@ -247,3 +249,66 @@ def test_a_reconciliation_that_does_not_balance_fails_and_writes_nothing(own_dem
     assert re.match(r"Error: reconciliation failed: aws billing account 111111111111 2022-09: "
                     r"source total [\d.]+ USD, buckets add up to [\d.]+, difference [\d.]+\n", result.stderr)
     assert not (own_demo / "out").exists()
+
+
+def _copy_gcp_file(root):
+    (root / "data" / "gcp" / "again").mkdir()
+    shutil.copy(root / "data" / "gcp" / "billing-export-2022-09.json.gz", root / "data" / "gcp" / "again")
+
+
+def _second_source_on_the_same_export(root):
+    path = root / "billing.yaml"
+    path.write_text(path.read_text().replace("sources:\n", "sources:\n  - {id: gcp-copy, type: gcp-export-files, "
+                                                           "path: data/gcp/billing-export-2022-09.json.gz}\n", 1))
+
+
+def _metrics(text):
+    return lambda root: (root / "data" / "metrics" / "2022-09.csv").write_bytes(text)
+
+
+def _aws_metric_as_text(root):
+    path = root / "data" / "aws" / "2022-09" / "usage" / "page-1.json"
+    page = json.loads(path.read_text())
+    page["ResultsByTime"][0]["Groups"][0]["Metrics"]["UnblendedCost"] = "12.00"
+    path.write_text(json.dumps(page))
+
+
+def _gcp_currency(root):
+    path = root / "data" / "gcp" / "billing-export-2022-09.json.gz"
+    path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()).replace(b'"USD"', b'"XYZ"'), mtime=0))
+
+
+def _drop_rate(root):
+    path = root / "billing.yaml"
+    path.write_text(path.read_text().replace("  - {month: 2022-09, from: USD, to: CAD, rate: 1.3543}\n", ""))
+
+
+def _metrics_folder(root):
+    (root / "data" / "metrics" / "2022-09.csv").unlink()
+    (root / "data" / "metrics" / "2022-09.csv").mkdir()
+
+
+@pytest.mark.parametrize("breakage, code, words", [
+    (_copy_gcp_file, 2, "billing-export-2022-09.json.gz is a copy of"),
+    (_second_source_on_the_same_export, 2, "both read gcp billing account 01A2B3-C4D5E6-F7A8B9 for 2022-09"),
+    (_metrics(b"community,metric,value\nlis\n"), 1, "2022-09.csv:2: expected 3 values"),
+    (_metrics(b"community,metric,value\nlis,memory-request-byte-hours,\xff\n"), 1, "cannot be read"),
+    (_metrics_folder, 1, "cannot be read"),
+    (_aws_metric_as_text, 1, "usage/page-1.json: not the shape of a GetCostAndUsage response"),
+    (_gcp_currency, 1, "bills in 'XYZ', a currency this tool does not know the minor unit of"),
+    (_drop_rate, 2, "add the 2022-09 rate from USD to CAD to exchange_rates"),
+])
+def test_bad_input_is_one_line_with_its_exit_code_never_a_traceback(own_demo, breakage, code, words):
+    breakage(own_demo)
+    result = run("--month", "2022-09", "--config", str(own_demo / "billing.yaml"))
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == code
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert words in result.stderr
+    assert not (own_demo / "out").exists()
+
+
+def test_a_metrics_file_saved_by_a_spreadsheet_with_a_byte_order_mark_is_read(own_demo):
+    path = own_demo / "data" / "metrics" / "2022-09.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+    assert run("--month", "2022-09", "--config", str(own_demo / "billing.yaml")).exit_code == 0

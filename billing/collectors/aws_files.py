@@ -170,19 +170,29 @@ def _row(source: Source, month: Month, definitions: list[dict], keys: list[str],
 
 def chain_rows(source: Source, month: Month, chain: Chain) -> list[CostRow]:
     """One row per group (or per result, for a request without GroupBy)."""
-    definitions = chain.definitions
-    rows = []
+    rows: list[CostRow] = []
     for path, page in zip(chain.files, chain.pages):
-        for result in page["ResultsByTime"]:
-            if definitions:
-                entries = [(g.get("Keys", []), g.get("Metrics", {})) for g in result.get("Groups", [])]
-            else:
-                entries = [([], result.get("Total", {}))]
-            for keys, metrics in entries:
-                if len(keys) != len(definitions):
-                    raise DataError(f"{path}: group keys {keys} do not match GroupDefinitions")
-                amount, currency = _amount(path, metrics, source.metric)
-                rows.append(_row(source, month, definitions, keys, amount, currency, path))
+        try:
+            rows += _page_rows(source, month, chain.definitions, path, page)
+        except (TypeError, AttributeError, KeyError, ValueError) as error:
+            raise DataError(f"{path}: not the shape of a GetCostAndUsage response ({type(error).__name__}: "
+                            f"{error})") from None
+    return rows
+
+
+def _page_rows(source: Source, month: Month, definitions: list[dict], path: Path,
+               page: dict[str, Any]) -> list[CostRow]:
+    rows = []
+    for result in page["ResultsByTime"]:
+        if definitions:
+            entries = [(g.get("Keys", []), g.get("Metrics", {})) for g in result.get("Groups", [])]
+        else:
+            entries = [([], result.get("Total", {}))]
+        for keys, metrics in entries:
+            if len(keys) != len(definitions):
+                raise DataError(f"{path}: group keys {keys} do not match GroupDefinitions")
+            amount, currency = _amount(path, metrics, source.metric)
+            rows.append(_row(source, month, definitions, keys, amount, currency, path))
     return rows
 
 

@@ -9,6 +9,7 @@ rows leave DuckDB.
 from __future__ import annotations
 
 import glob
+import hashlib
 from pathlib import Path
 
 import duckdb
@@ -52,11 +53,27 @@ def export_files(source: GcpExportFiles) -> tuple[list[Path], str]:
         raise SourceError(
             f"source {source.id!r}: no export files at {path} "
             f"(looked for {', '.join('*' + s for s in NDJSON_SUFFIXES + PARQUET_SUFFIXES)})")
+    _refuse_copies(source, files)
     kinds = {"parquet" if p.name.endswith(PARQUET_SUFFIXES) else "ndjson" for p in files}
     if len(kinds) > 1:
         raise SourceError(f"source {source.id!r}: {path} mixes NDJSON and Parquet files; "
                           "give each format its own source")
     return files, kinds.pop()
+
+
+def _refuse_copies(source: GcpExportFiles, files: list[Path]) -> None:
+    """Two files with the same bytes are one export read twice: every cost would double."""
+    by_size: dict[int, list[Path]] = {}
+    for path in files:
+        by_size.setdefault(path.stat().st_size, []).append(path)
+    seen: dict[str, Path] = {}
+    for group in (g for g in by_size.values() if len(g) > 1):
+        for path in group:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            if digest in seen:
+                raise SourceError(f"source {source.id!r}: {path} is a copy of {seen[digest]}; remove one, "
+                                  "or every cost in it would be billed twice")
+            seen[digest] = path
 
 
 def _reader(files: list[Path], kind: str) -> str:

@@ -26,6 +26,7 @@ from ..records import ADJUSTMENT, OTHER, ROUNDING, TAX, USAGE, CostRow, Month, S
 
 NUMERIC = "NUMERIC(38, 9)"
 GROUP_COLUMNS = ("invoice_month", "billing_account_id", "project_id", "service", "cost_type", "currency")
+UNTYPED_CREDIT = "UNSPECIFIED"  # a credit whose export row has no type (its amount is still a credit)
 CHARGE_TYPES = {"regular": USAGE, "tax": TAX, "adjustment": ADJUSTMENT, "rounding_error": ROUNDING}
 
 
@@ -60,9 +61,9 @@ SELECT {keys}, CAST(NULL AS STRING) AS credit_type, SUM(cost) AS amount
 FROM export_rows
 GROUP BY {keys}
 UNION ALL
-SELECT {keys}, c.type AS credit_type, SUM(CAST(c.amount AS {NUMERIC})) AS amount
+SELECT {keys}, IFNULL(c.type, '{UNTYPED_CREDIT}') AS credit_type, SUM(CAST(c.amount AS {NUMERIC})) AS amount
 FROM export_rows, UNNEST(credits) AS c
-GROUP BY {keys}, c.type"""
+GROUP BY {keys}, credit_type"""
 
 
 def total_query(table: str, partition_filter: bool = False) -> str:
