@@ -1,4 +1,5 @@
-"""One month's run: collect, attribute, price, reconcile, then write every output or none.
+"""One month's run: collect, attribute, reconcile, split shared pools, price, then write every
+output or none.
 
 ``compute_month`` is the pipeline without I/O beyond reading the sources; ``run_month`` adds the
 writers. Outputs are written to a hidden folder beside the month's folder and swapped in whole,
@@ -14,12 +15,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 from . import attribution, reconciliation
+from .allocation import Share, allocate
 from .collectors import Collection, collect
 from .config import Config
 from .errors import ConfigError, DataError, OutputError
-from .money import MINOR_UNITS, ZERO
-from .allocation import Share, allocate
 from .metrics import Metrics
+from .money import MINOR_UNITS, ZERO
 from .pricing import price_invoice
 from .records import Attributed, Invoice, Month, PROVIDER_NAMES, ReconciliationRow
 from .render import csv_files
