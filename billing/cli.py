@@ -96,9 +96,12 @@ def run(month: str, config_path: Path, output: Path | None, refresh: bool) -> No
 def check_config(config_path: Path) -> None:
     """Validate a config file: print OK, or every problem with its place in the file.
 
+    Also checks that the local files it names (export copies, saved responses, the metrics
+    folder) are there. Exit 2 on any problem.
+
     Example: billing check-config --config config/billing.yaml
     """
-    config = load_config(config_path)
+    config = load_config(config_path, check_paths=True)
     click.echo(f"OK: {config_path} ({len(config.communities)} communities, {len(config.sources)} sources, "
                f"{len(config.attribution)} attribution rules)")
 

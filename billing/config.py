@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import glob
 import os
 import re
 from decimal import Decimal, InvalidOperation
@@ -695,8 +696,23 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     return config.model_copy(update={"sources": sources, "output": resolve(config.output), "metrics": metrics})
 
 
-def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
-    """Read and validate a config file; raise ``ConfigError`` listing every problem found."""
+def _path_checks(config: Config, base: Path) -> list[tuple[Location, str]]:
+    """Local files the config names that are not there (for ``check-config``; a run says so too)."""
+    problems: list[tuple[Location, str]] = []
+    for index, source in enumerate(config.sources):
+        path = getattr(source, "path", None)
+        if path is not None and not (base / path).exists() and not glob.glob(str(base / path)):
+            problems.append((("sources", index, "path"), f"{os.path.normpath(base / path)} does not exist"))
+    if config.metrics is not None and not (base / config.metrics).parent.is_dir():
+        problems.append((("metrics",), f"folder {os.path.normpath((base / config.metrics).parent)} does not exist"))
+    return problems
+
+
+def load_config(path: Path | str = DEFAULT_CONFIG, check_paths: bool = False) -> Config:
+    """Read and validate a config file; raise ``ConfigError`` listing every problem found.
+
+    With ``check_paths``, local source files and the metrics folder must exist too.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -725,6 +741,8 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
     problems += _cross_checks(data)
     if config is not None:
         problems += _term_checks(config)
+        if check_paths:
+            problems += _path_checks(config, path.parent)
     problems.sort(key=lambda problem: _line(lines, problem[0]))
     if problems:
         raise ConfigError(

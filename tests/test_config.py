@@ -319,3 +319,16 @@ def test_two_rates_for_one_month_and_pair_are_refused(tmp_path):
 def test_an_id_that_is_not_text_is_one_problem_not_a_crash(tmp_path):
     result = check_config(write_config(tmp_path, {"  - id: paleohack\n": "  - id: [paleohack]\n"}))
     assert result.exit_code == 2 and "communities[0].id: Input should be a valid string" in result.stderr
+
+
+def test_check_config_names_local_files_that_are_not_there(tmp_path):
+    path = write_config(tmp_path, text=MINIMAL + "metrics: usage/{month}.csv\n")
+    load_config(path)  # loading alone does not look at the disk
+    result = check_config(path)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[1:] == [
+        f"  {path}:7: sources[0].path: {tmp_path / 'data' / 'gcp'} does not exist",
+        f"  {path}:16: metrics: folder {tmp_path / 'usage'} does not exist"]
+    (tmp_path / "data" / "gcp").mkdir(parents=True)
+    (tmp_path / "usage").mkdir()
+    assert check_config(path).exit_code == 0
