@@ -132,7 +132,3 @@ def write_reconciliation(path: Path, rows: Sequence[ReconciliationRow]) -> None:
         (r.provider, r.billing_account, r.invoice_month, r.currency,
          *(plain_amount(a, r.currency) for a in printed(r)))
         for r in rows))
-
-
-def unattributed_total(attributed: Iterable[Attributed]) -> Decimal:
-    return sum((a.row.net for a in attributed if a.bucket.kind == "unattributed"), ZERO)
