@@ -219,4 +219,13 @@ def test_each_error_is_one_line_and_its_exit_code_through_the_cli(demo_on_bigque
                                        "--output", str(folder / "out")])
     assert result.exit_code == code
     assert result.stderr.startswith(start) and result.stderr.count("\n") == 1
-    assert not (folder / "out").exists()
+    assert not (folder / "out" / "2022-09").exists()
+
+
+def test_a_label_key_no_row_carries_asks_bigquery_which_keys_there_are(server):
+    """A typo in a rule's label key must be caught: BigQuery is asked for the keys only then."""
+    found = gcp_bigquery.collect(bq_source(server), SEPTEMBER, (NS,))
+    assert found.label_keys == {NS} and len(inserted_jobs(server)) == 4
+    typo = gcp_bigquery.collect(bq_source(server), SEPTEMBER, ("k8s-namespce",))
+    assert typo.label_keys == {NS, "goog-k8s-cluster-name"}
+    assert len(inserted_jobs(server)) == 4 + 6

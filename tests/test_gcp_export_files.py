@@ -80,7 +80,7 @@ def test_missing_files_are_a_source_error(tmp_path):
 
 def test_malformed_json_is_a_data_error_naming_the_source(tmp_path):
     write_export(tmp_path, [export_row(), '{"billing_account_id": "X", "cost": '])
-    with pytest.raises(DataError, match="source 'gcp': cannot read the export files"):
+    with pytest.raises(DataError, match=r"source 'gcp': .*export-000000000000.json:2: the row is not valid JSON"):
         gcp_files.collect(source(tmp_path), SEPTEMBER, ())
 
 

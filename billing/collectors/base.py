@@ -13,8 +13,10 @@ class Collection(NamedTuple):
     Attributes:
         rows: normalized cost rows, sorted.
         totals: the source's own total per billing account (for reconciliation).
-        label_keys: the label/tag keys the rows can carry (for AWS, the tags the responses
-            were grouped by), so that a rule on any other key can be reported.
+        label_keys: the label/tag keys the source's data carries: for GCP, the keys attribution
+            asked for that some row carries (and, when one of them is carried by none, every key
+            the data holds, to suggest a spelling); for AWS, the tags the responses were grouped
+            by. A rule on any other key can never match, and is reported.
         warnings: things a person should act on (e.g. a provisional month), one line each.
         notes: what the collection did and cost (bytes scanned, paid requests), one line each.
     """

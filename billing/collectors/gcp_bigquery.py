@@ -117,6 +117,13 @@ def collect(source: GcpBigQuery, month: Month, label_keys: tuple[str, ...],
             client, source, gcp_sql.cost_query(table, len(label_keys), partition_filter=True), parameters)
         total_records, total_bytes = _query(
             client, source, gcp_sql.total_query(table, partition_filter=True), parameters)
+        carried = {key for i, key in enumerate(label_keys)
+                   if any(r.get(gcp_sql.label_column(i)) is not None for r in cost_records)}
+        if carried != set(label_keys):  # a key no row of the month carries: what keys are there?
+            key_records, key_bytes = _query(client, source, gcp_sql.label_keys_query(table, partition_filter=True),
+                                            parameters)
+            carried |= {r["key"] for r in key_records if r["key"]}
+            total_bytes += key_bytes
     except api.Forbidden as error:
         if _reason(error) in ("accessDenied", ""):
             dataset = ".".join(source.table.split(".")[:2])
@@ -154,7 +161,7 @@ def collect(source: GcpBigQuery, month: Month, label_keys: tuple[str, ...],
     return Collection(
         rows=gcp_sql.rows_from_result(cost_records, label_keys, source.id),
         totals=gcp_sql.totals_from_result(total_records),
-        label_keys=frozenset(label_keys),
+        label_keys=frozenset(carried),
         notes=(f"BigQuery scanned {human_bytes(scanned)} for {month} (about {price} USD at on-demand "
                f"prices of {PRICE_PER_TIB} USD per TiB)",),
     )

@@ -79,6 +79,14 @@ WHERE invoice.month = @invoice_month{PARTITION_FILTER if partition_filter else "
 GROUP BY invoice_month, billing_account_id, currency"""
 
 
+def label_keys_query(table: str, partition_filter: bool = False) -> str:
+    """Every label key of the rows of an invoice month (and, with the partition filter, of every
+    row in the partitions scanned): asked only when a configured key is carried by no row."""
+    where = PARTITION_FILTER.replace("AND", "WHERE", 1) if partition_filter else "\nWHERE invoice.month = @invoice_month"
+    return f"""SELECT DISTINCT l.key AS key
+FROM {table}, UNNEST(labels) AS l{where}"""
+
+
 def parameters(month: Month, label_keys: tuple[str, ...]) -> dict[str, str]:
     """The query parameters for ``month`` and the label keys, by name."""
     params = {"invoice_month": month.compact}
@@ -171,6 +179,8 @@ def rows_from_result(records: Iterable[Mapping[str, object]], label_keys: tuple[
             record[label_column(i)] for i in range(len(label_keys)))
         group = groups.setdefault(key, {"cost": Decimal(0), "credits": {}})
         amount = record["amount"]
+        if amount is None:  # every row of the group lacks the amount (accepted unbillable rows)
+            amount = Decimal(0)
         if not isinstance(amount, Decimal):
             raise TypeError(f"amount arrived as {type(amount).__name__}, not Decimal")
         credit_type = record["credit_type"]
