@@ -1,7 +1,8 @@
 """The ``billing`` command: a thin skin over ``billing.run`` and ``billing.config``.
 
 Every ``BillingError`` becomes one line on stderr and its exit code here, and nowhere else:
-0 ok, 1 a data or reconciliation problem, 2 a usage or config error.
+0 ok, 1 a data or reconciliation problem, 2 a usage or config error. The error's notes (what the
+run paid for before it failed) go to stdout first, as a successful run's notes do.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ config_option = click.option(
 
 
 def _fail(error: BillingError) -> None:
+    for note in error.notes:  # what was done and paid before the failure, on stdout like a run's notes
+        click.echo(note)
     click.echo(f"Error: {error.message}", err=True)
     for problem in error.problems:
         click.echo(f"  {problem}", err=True)

@@ -14,14 +14,22 @@ EXIT_USAGE = 2
 
 
 class BillingError(Exception):
-    """Base of every error the tool reports to a person."""
+    """Base of every error the tool reports to a person.
+
+    Attributes:
+        message: the one line naming what is wrong and where.
+        problems: each problem of a config, one line each, printed under the message.
+        notes: what the run did and paid for before it failed (e.g. paid API requests), one
+            line each, printed before the message; code that catches the error may add to them.
+    """
 
     exit_code = EXIT_DATA
 
-    def __init__(self, message: str, problems: tuple[str, ...] = ()):
+    def __init__(self, message: str, problems: tuple[str, ...] = (), notes: tuple[str, ...] = ()):
         super().__init__(message)
         self.message = message
         self.problems = problems
+        self.notes = tuple(notes)
 
 
 class UsageError(BillingError):
@@ -62,5 +70,11 @@ class OutputError(BillingError):
 
 class SourceUnavailable(BillingError):
     """A source did not answer in time or kept failing; trying again later may work."""
+
+    exit_code = EXIT_DATA
+
+
+class Busy(BillingError):
+    """Another run holds the lock of a folder this run must write; trying again later will work."""
 
     exit_code = EXIT_DATA

@@ -2,23 +2,24 @@
 output or none.
 
 ``compute_month`` is the pipeline without I/O beyond reading the sources; ``run_month`` adds the
-writers. Outputs are written to a hidden folder beside the month's folder and swapped in whole,
-so a failed run leaves the previous outputs untouched and never a half-written folder.
+writers. Outputs are written to a hidden folder beside the month's folder and switched in whole
+(``billing.atomic``), under a lock per month, so a failed, killed or concurrent run leaves the
+previous outputs untouched and never a half-written folder.
 """
 
 from __future__ import annotations
 
-import os
+import difflib
 import shutil
 from decimal import Decimal
 from pathlib import Path
 from typing import NamedTuple
 
-from . import attribution, reconciliation
+from . import atomic, attribution, reconciliation
 from .allocation import Share, allocate
 from .collectors import Collection, collect
 from .config import Config
-from .errors import ConfigError, DataError, OutputError
+from .errors import BillingError, ConfigError, DataError, OutputError
 from .metrics import Metrics
 from .money import MINOR_UNITS, ZERO
 from .pricing import price_invoice
@@ -65,18 +66,30 @@ class RunResult(NamedTuple):
     files: tuple[Path, ...]
 
 
-def _check_rule_keys(config: Config, collections: list[tuple[str, Collection]]) -> None:
-    """A rule on a tag no source carries would silently match nothing: refuse it."""
-    for index, rule in enumerate(config.attribution):
-        provider = rule.match.provider
-        conditions = rule.match.gcp_label if provider == "gcp" else rule.match.aws_tag
-        seen = [(source_id, c.label_keys) for source_id, c in collections
-                if c.rows and c.rows[0].provider == provider]
+def _check_rule_keys(config: Config, collections: list[tuple[str, Collection]], month: Month) -> tuple[str, ...]:
+    """A rule on a label or tag key that no source's data carries can never match: a typo that
+    would silently send cost elsewhere. Refuse it; warn about a key no row of this month carries."""
+    warnings = []
+    matches = [(f"attribution[{i}]", r.match) for i, r in enumerate(config.attribution)]
+    matches += [(f"shared_pools[{i}].scope", p.scope) for i, p in enumerate(config.shared_pools) if p.scope]
+    for where, match in matches:
+        provider = match.provider
+        conditions = match.gcp_label if provider == "gcp" else match.aws_tag
+        seen = [(source_id, c) for source_id, c in collections if c.rows and c.rows[0].provider == provider]
         for key in conditions or {}:
-            if seen and not any(key in keys for _, keys in seen):
-                carried = "; ".join(f"{sid}: {', '.join(sorted(keys)) or 'no tags'}" for sid, keys in seen)
-                raise DataError(f"attribution[{index}] matches {PROVIDER_NAMES[provider]} key {key!r}, "
-                                f"which no {provider} source carries ({carried})")
+            if not seen:
+                continue
+            if not any(key in c.label_keys for _, c in seen):
+                known = sorted({k for _, c in seen for k in c.label_keys})
+                close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                carried = "; ".join(f"{sid}: {', '.join(sorted(c.label_keys)) or 'none'}" for sid, c in seen)
+                raise DataError(f"{where} matches {PROVIDER_NAMES[provider]} key {key!r}, which no row of any {provider} "
+                                f"source carries{hint}; keys carried ({carried})")
+            if not any(row.label(key) is not None for _, c in seen for row in c.rows):
+                warnings.append(f"{where} matches {PROVIDER_NAMES[provider]} key {key!r}, which no {month} cost "
+                                "carries (it is in the data of other months)")
+    return tuple(warnings)
 
 
 def _check_sources(collections: list[tuple[str, Collection]]) -> None:
@@ -101,10 +114,18 @@ def compute_month(config: Config, month: Month, refresh: bool = False) -> MonthR
     ``refresh`` makes sources that cache paid API responses fetch them again.
     """
     collections: list[tuple[str, Collection]] = []
-    for source in config.sources:
-        provider = "gcp" if source.type.startswith("gcp") else "aws"
-        collections.append((source.id, collect(source, month, config.label_keys(provider), refresh)))
-    _check_rule_keys(config, collections)
+    try:
+        for source in config.sources:
+            provider = "gcp" if source.type.startswith("gcp") else "aws"
+            collections.append((source.id, collect(source, month, config.label_keys(provider), refresh)))
+        return _compute(config, month, collections)
+    except BillingError as error:  # say what the sources already did and cost, failure or not
+        error.notes = tuple(f"{source_id}: {n}" for source_id, c in collections for n in c.notes) + error.notes
+        raise
+
+
+def _compute(config: Config, month: Month, collections: list[tuple[str, Collection]]) -> MonthResult:
+    key_warnings = _check_rule_keys(config, collections, month)
     _check_sources(collections)
 
     rows = [row for _, c in collections for row in c.rows]
@@ -125,8 +146,10 @@ def compute_month(config: Config, month: Month, refresh: bool = False) -> MonthR
                                 attribution.scope(by_community[community.id], config.attribution))
         if invoice is not None:
             invoices.append(invoice)
+    balance = reconciliation.add_invoiced(balance, attributed, shares, config, month)
 
-    warnings = tuple(f"{source_id}: {w}" for source_id, c in collections for w in c.warnings) + pool_warnings
+    warnings = tuple(f"{source_id}: {w}" for source_id, c in collections for w in c.warnings)
+    warnings += key_warnings + pool_warnings
     warnings += tuple(f"{i.community_name}: {flag}" for i in invoices for flag in i.flags)
     notes = tuple(f"{source_id}: {n}" for source_id, c in collections for n in c.notes)
     return MonthResult(month, attributed, tuple(invoices), balance, warnings, notes, shares)
@@ -151,26 +174,26 @@ def write_outputs(folder: Path, config: Config, result: MonthResult) -> tuple[Pa
 
 
 def run_month(config: Config, month: Month, output: Path | None = None, refresh: bool = False) -> RunResult:
-    """Compute ``month`` and replace ``<output>/<YYYY-MM>/`` with its outputs, whole."""
-    result = compute_month(config, month, refresh)
+    """Compute ``month`` and replace ``<output>/<YYYY-MM>/`` with its outputs, whole.
+
+    The month's lock is held from before collecting to after publishing, so two runs of one
+    month (in two shells, or two containers sharing the folder) never interleave: the second
+    stops at once with ``Busy``. The folder is switched in one step (``billing.atomic``): a run
+    killed at any point leaves the previous outputs or the new ones, never a mix or nothing.
+    """
     root = Path(output) if output is not None else config.output
     final = root / str(month)
-    staging = root / f".{month}.partial-{os.getpid()}"
-    retired = root / f".{month}.previous-{os.getpid()}"
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        names = [p.name for p in write_outputs(staging, config, result)]
-        if final.exists():
-            final.rename(retired)
-        staging.rename(final)
-        shutil.rmtree(retired, ignore_errors=True)
-    except BaseException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        if retired.exists() and not final.exists():
-            retired.rename(final)
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write the outputs to {final}: {exc.strerror or exc}") from None
-        raise
+        with atomic.locked(final, f"the outputs of {month}"):
+            atomic.recover(final)
+            result = compute_month(config, month, refresh)
+            version = atomic.new_version(final)
+            try:
+                names = [p.name for p in write_outputs(version, config, result)]
+                atomic.publish(version, final)
+            except BaseException:
+                shutil.rmtree(version, ignore_errors=True)
+                raise
+    except OSError as exc:
+        raise OutputError(f"cannot write the outputs to {final}: {exc.strerror or exc}") from None
     return RunResult(result, final, tuple(final / name for name in names))

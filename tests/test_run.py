@@ -56,7 +56,7 @@ def test_each_demo_month_has_every_file_and_balances(demo_output, month):
         assert row["invoice_month"] == month and row["difference"] == "0.00"
         assert all(Decimal(row[column]) > 0 for column in ("attributed", "shared", "absorbed"))
         assert Decimal(row["source_total"]) == sum(Decimal(row[c]) for c in ("attributed", "shared", "absorbed",
-                                                                             "unattributed"))
+                                                                             "unattributed", "provider_rounding"))
 
 
 @pytest.mark.parametrize("month", MONTHS)
@@ -82,9 +82,10 @@ def test_each_pool_is_split_to_the_cent_and_billed(demo_output, month):
     shares = read_csv(folder / "shared-allocation.csv")
     detail = read_csv(folder / "cost-detail.csv")
     assert {s["pool"] for s in shares} == {"gke-overhead", "gke-support", "eks-shared"}
-    for pool in {s["pool"] for s in shares}:
-        mine = [s for s in shares if s["pool"] == pool]
-        pool_total = sum(Decimal(d["net"]) for d in detail if d["bucket"] == "shared" and d["assigned_to"] == pool)
+    for pool, part in {(s["pool"], s["part"]) for s in shares}:  # its tax, and the rest, each split to the cent
+        mine = [s for s in shares if (s["pool"], s["part"]) == (pool, part)]
+        pool_total = sum(Decimal(d["net"]) for d in detail if d["bucket"] == "shared" and d["assigned_to"] == pool
+                         and (d["charge_type"] == "tax") == (part == "tax"))
         assert sum(Decimal(s["amount"]) for s in mine) == pool_total.quantize(Decimal("0.01"), ROUND_HALF_UP)
         assert sum(Decimal(s["share_percent"]) for s in mine) == pytest.approx(Decimal(100), abs=Decimal("0.001"))
     lines = read_csv(folder / "invoice-lines.csv")
@@ -92,7 +93,8 @@ def test_each_pool_is_split_to_the_cent_and_billed(demo_output, month):
     for share in shares:
         rate = rates.get(share["community_id"], Decimal(1))
         billed = (Decimal(share["amount"]) * rate).quantize(Decimal("0.01"), ROUND_HALF_UP)
-        assert any(l["community_id"] == share["community_id"] and l["description"].startswith("Shared: ")
+        shown = "Shared tax: " if share["part"] == "tax" else "Shared: "
+        assert any(l["community_id"] == share["community_id"] and l["description"].startswith(shown)
                    and Decimal(l["amount"]) == billed for l in lines), share
 
 
@@ -142,7 +144,7 @@ def test_the_demo_shows_every_contract_term_on_some_invoice(demo_output):
         "cloud cap": ("neurohackademy", "Cloud costs above the monthly limit of 2,500.00 (not charged)"),
         "minimum": ("coessing", "Monthly minimum true-up (minimum 600.00)"),
         "recurring discount": ("coessing", "Education partner discount (20% of 600.00) -120.00"),
-        "one-month discount": ("ciroh", "Goodwill credit after the August overrun (10% of 5,226.90) -522.69"),
+        "one-month discount": ("ciroh", "Goodwill credit after the August overrun (10% of 5,226.89) -522.69"),
         "tax": ("temple", "Sales tax (6% of"),
         "currency": ("callysto", "converted at 1 USD = 1.3543 CAD, the rate for September 2022"),
         "another currency": ("lis", "1 USD = 0.8967 GBP"),
@@ -150,7 +152,7 @@ def test_the_demo_shows_every_contract_term_on_some_invoice(demo_output):
     for term, (community, words) in shown.items():
         assert words in text[community], (term, community)
     register = {r["community_id"]: r for r in read_csv(folder / "invoice-register.csv")}
-    assert register["ciroh"]["flags"] == "cloud costs 3,226.90 exceed the monthly limit of 3,000.00"
+    assert register["ciroh"]["flags"] == "cloud costs 3,226.89 exceed the monthly limit of 3,000.00"
     assert register["callysto"]["currency"] == "CAD" and register["lis"]["currency"] == "GBP"
 
 
@@ -158,9 +160,9 @@ def test_the_summary_names_every_community_and_the_folder(tmp_path):
     result = run("--month", "2022-09", "--config", str(DEMO_CONFIG), "--output", str(tmp_path))
     assert result.exit_code == 0
     assert "Invoices for September 2022:" in result.output
-    assert re.search(r"CIROH\s+3,226\.90\s+2,000\.00\s+-522\.69\s+0\.00\s+4,704\.21\s+USD", result.output)
-    assert re.search(r"Callysto\s+2,173\.97\s+2,000\.00\s+0\.00\s+208\.70\s+4,382\.67\s+CAD", result.output)
-    assert "Warning: CIROH: cloud costs 3,226.90 exceed the monthly limit of 3,000.00" in result.stderr
+    assert re.search(r"CIROH\s+3,226\.89\s+2,000\.00\s+-522\.69\s+0\.00\s+4,704\.20\s+USD", result.output)
+    assert re.search(r"Callysto\s+2,173\.96\s+2,000\.00\s+0\.00\s+208\.70\s+4,382\.66\s+CAD", result.output)
+    assert "Warning: CIROH: cloud costs 3,226.89 exceed the monthly limit of 3,000.00" in result.stderr
     assert "London Interdisciplinary School" in result.output
     assert "Reconciliation: 2 billing account(s) balance to the cent." in result.output
     assert f"Wrote 15 files to {tmp_path / '2022-09'}" in result.output
@@ -174,7 +176,19 @@ def test_a_rerun_gives_the_same_bytes_and_replaces_the_folder_whole(tmp_path, de
     assert not stale.exists()
     for path in (demo_output / "2022-09").iterdir():
         assert (tmp_path / "2022-09" / path.name).read_bytes() == path.read_bytes(), path.name
-    assert [p.name for p in tmp_path.iterdir()] == ["2022-09"]
+    assert visible(tmp_path) == ["2022-09"] and not leftovers(tmp_path)
+
+
+def visible(folder: Path) -> list[str]:
+    """What a person sees in an output folder (``.locks`` and ``.versions`` are bookkeeping)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.exists() else []
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Version folders no month links to: what a failed or killed run would leave behind."""
+    versions = folder / ".versions"
+    shown = {(folder / name).resolve() for name in visible(folder)}
+    return sorted(p.name for p in versions.iterdir() if p.resolve() not in shown) if versions.exists() else []
 
 
 # --- bad input: one line, a documented exit code, nothing written -------------------------------
@@ -207,14 +221,14 @@ def test_missing_data_files_are_a_usage_error_naming_the_source(own_demo):
     result = run("--month", "2022-09", "--config", str(own_demo / "billing.yaml"))
     assert result.exit_code == 2
     assert result.stderr.startswith(f"Error: source 'gcp-export': no export files at {own_demo / 'data' / 'gcp'}")
-    assert not (own_demo / "out").exists()
+    assert visible(own_demo / "out") == [] and not leftovers(own_demo / "out")
 
 
 def test_a_month_with_no_data_is_a_data_error(own_demo):
     result = run("--month", "2022-12", "--config", str(own_demo / "billing.yaml"))
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: source 'gcp-export': no rows with invoice month 2022-12")
-    assert not (own_demo / "out").exists()
+    assert visible(own_demo / "out") == [] and not leftovers(own_demo / "out")
 
 
 def test_a_failed_run_leaves_the_previous_outputs_untouched(own_demo):
@@ -226,7 +240,7 @@ def test_a_failed_run_leaves_the_previous_outputs_untouched(own_demo):
     assert result.exit_code == 1
     assert "page-2.json: not a readable JSON response" in result.stderr
     assert {p.name: p.read_bytes() for p in (own_demo / "out" / "2022-09").iterdir()} == before
-    assert [p.name for p in (own_demo / "out").iterdir()] == ["2022-09"]
+    assert visible(own_demo / "out") == ["2022-09"] and not leftovers(own_demo / "out")
 
 
 def test_a_rule_on_a_tag_no_source_carries_is_refused(own_demo):
@@ -234,8 +248,36 @@ def test_a_rule_on_a_tag_no_source_carries_is_refused(own_demo):
     path.write_text(path.read_text().replace('aws_tag: {"2i2c:hub-name": lis}', 'aws_tag: {"hub-name": lis}'))
     result = run("--month", "2022-09", "--config", str(path))
     assert result.exit_code == 1
-    assert result.stderr == ("Error: attribution[8] matches Amazon Web Services key 'hub-name', which no aws "
-                             "source carries (aws-payer: 2i2c:hub-name)\n")
+    assert result.stderr == ("Error: attribution[8] matches Amazon Web Services key 'hub-name', which no row of any "
+                             "aws source carries (did you mean '2i2c:hub-name'?); keys carried (aws-payer: "
+                             "2i2c:hub-name)\n")
+
+
+def test_a_typo_in_a_gcp_label_key_is_refused_with_the_right_spelling(own_demo):
+    path = own_demo / "billing.yaml"
+    path.write_text(path.read_text().replace("gcp_label: {k8s-namespace: coessing}", "gcp_label: {k8s-namespce: coessing}"))
+    result = run("--month", "2022-09", "--config", str(path))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: attribution[3] matches Google Cloud key 'k8s-namespce', which no row of "
+                                    "any gcp source carries (did you mean 'k8s-namespace'?)")
+
+
+def test_a_label_key_only_other_months_carry_is_a_warning(own_demo):
+    path = own_demo / "billing.yaml"
+    text = path.read_text()
+    rule = "  - community: coessing\n    match: {gcp_project: hubs-shared-gke, gcp_label: {k8s-namespace: coessing}}\n"
+    assert rule in text
+    path.write_text(text.replace(rule, rule + "  - community: coessing\n    match: {gcp_project: hubs-shared-gke, "
+                                 "gcp_label: {k8s-label/team: retired}}\n"))
+    data = own_demo / "data" / "gcp" / "billing-export-2022-09.json.gz"
+    rows = gzip.decompress(data.read_bytes()).decode().splitlines()
+    late = json.loads(rows[0])
+    late.update(invoice={"month": "202208"}, labels=[{"key": "k8s-label/team", "value": "retired"}])
+    data.write_bytes(gzip.compress(("\n".join(rows + [json.dumps(late)]) + "\n").encode(), mtime=0))
+    result = run("--month", "2022-09", "--config", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert ("Warning: attribution[4] matches Google Cloud key 'k8s-label/team', which no 2022-09 cost "
+            "carries (it is in the data of other months)") in result.stderr
 
 
 def test_a_reconciliation_that_does_not_balance_fails_and_writes_nothing(own_demo, monkeypatch):
@@ -250,7 +292,7 @@ def test_a_reconciliation_that_does_not_balance_fails_and_writes_nothing(own_dem
     assert result.exit_code == 1
     assert re.match(r"Error: reconciliation failed: aws billing account 111111111111 2022-09: "
                     r"source total [\d.]+ USD, buckets add up to [\d.]+, difference [\d.]+\n", result.stderr)
-    assert not (own_demo / "out").exists()
+    assert visible(own_demo / "out") == [] and not leftovers(own_demo / "out")
 
 
 def _copy_gcp_file(root):
@@ -291,7 +333,7 @@ def _metrics_folder(root):
 
 
 @pytest.mark.parametrize("breakage, code, words", [
-    (_copy_gcp_file, 2, "billing-export-2022-09.json.gz is a copy of"),
+    (_copy_gcp_file, 1, "billing-export-2022-09.json.gz are also in"),
     (_second_source_on_the_same_export, 2, "both read gcp billing account 01A2B3-C4D5E6-F7A8B9 for 2022-09"),
     (_metrics(b"community,metric,value\nlis\n"), 1, "2022-09.csv:2: expected 3 values"),
     (_metrics(b"community,metric,value\nlis,memory-request-byte-hours,\xff\n"), 1, "cannot be read"),
@@ -307,7 +349,7 @@ def test_bad_input_is_one_line_with_its_exit_code_never_a_traceback(own_demo, br
     assert result.exit_code == code
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
     assert words in result.stderr
-    assert not (own_demo / "out").exists()
+    assert visible(own_demo / "out") == [] and not leftovers(own_demo / "out")
 
 
 def test_a_metrics_file_saved_by_a_spreadsheet_with_a_byte_order_mark_is_read(own_demo):
