@@ -5,8 +5,11 @@
   a request chain (each request differs by its NextPageToken) come back in queue order.
 - ``CostExplorerFront``: a thin HTTP server in front of moto for what moto cannot do: it answers
   ListCostAllocationTags from ``tags``, answers the next requests with queued errors in Cost
-  Explorer's JSON error format (``fail``), and forwards everything else to moto. It logs the
-  ``X-Amz-Target`` and body of every request, so tests can count paid requests.
+  Explorer's JSON error format (``fail``), answers GetCostAndUsage with given bodies, raw JSON
+  text included (``answer``, ``answer_always``: malformed pages, NaN, token loops), and forwards
+  everything else to moto. It logs the ``X-Amz-Target`` and body of every request, so tests can
+  count paid requests. After ``RUNAWAY`` GetCostAndUsage requests it answers only errors, so that
+  a client that pages for ever fails a test instead of hanging it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import threading
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
 
 from moto.server import ThreadedMotoServer
 
@@ -58,11 +62,16 @@ class MotoServer:
         self._post("/moto-api/reset", {})
 
 
+RUNAWAY = 1000
+
+
 class CostExplorerFront:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.tags: dict[str, str] = {}
         self.failures: list[tuple[str, str]] = []
+        self.answers: list[dict | str] = []
+        self.always: Callable[[dict], dict | str] | None = None
         self.requests: list[tuple[str, dict]] = []
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.05},
@@ -75,6 +84,14 @@ class CostExplorerFront:
     def fail(self, code: str, message: str, times: int = 1) -> None:
         """Answer the next ``times`` requests with the error ``code`` (e.g. LimitExceededException)."""
         self.failures += [(code, message)] * times
+
+    def answer(self, *bodies: dict | str) -> None:
+        """Answer the next GetCostAndUsage requests with these bodies (dicts, or raw JSON text), in order."""
+        self.answers += bodies
+
+    def answer_always(self, make: Callable[[dict], dict | str]) -> None:
+        """Answer every GetCostAndUsage request (once ``answer``'s are used) with ``make(request body)``."""
+        self.always = make
 
     def targets(self, operation: str = "GetCostAndUsage") -> list[dict]:
         """Bodies of the requests made for ``operation``, failed or not, in order."""
@@ -106,9 +123,16 @@ def _handler(front: CostExplorerFront):
             target = self.headers.get("X-Amz-Target", "")
             body = json.loads(raw or b"{}")
             front.requests.append((target, body))
-            if front.failures:
+            paid = target.endswith(".GetCostAndUsage")
+            if paid and len(front.targets()) > RUNAWAY:
+                self._send(400, json.dumps({"__type": "TestFrontRunaway",
+                                            "message": f"more than {RUNAWAY} requests"}).encode())
+            elif front.failures:
                 code, message = front.failures.pop(0)
                 self._send(400, json.dumps({"__type": code, "message": message}).encode())
+            elif paid and (front.answers or front.always):
+                answer: Any = front.answers.pop(0) if front.answers else front.always(body)
+                self._send(200, (answer if isinstance(answer, str) else json.dumps(answer)).encode())
             elif target.endswith(".ListCostAllocationTags"):
                 keys = body.get("TagKeys") or sorted(front.tags)
                 tags = [{"TagKey": k, "Type": "UserDefined", "Status": front.tags[k]} for k in keys if k in front.tags]

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from billing import atomic
 from billing.cli import main
 from billing.collectors import aws_cost_explorer, aws_files
 from billing.config import AwsCostExplorer, AwsCostExplorerFiles
-from billing.errors import DataError, SourceError, SourceUnavailable
+from billing.errors import Busy, DataError, SourceError, SourceUnavailable
 from billing.records import Month
 
 from aws_server import CostExplorerFront, MotoServer
@@ -104,13 +105,21 @@ def estimated(pages):
     return pages
 
 
-def test_an_estimated_month_is_refused_saved_and_fetched_again_next_time(moto, front, tmp_path):
+def test_an_estimated_month_is_refused_not_saved_and_fetched_again_next_time(moto, front, tmp_path):
     moto.queue_results(*estimated(demo_pages()))
-    with pytest.raises(DataError, match="marks 2022-09 as Estimated"):
+    with pytest.raises(DataError) as error:
         aws_cost_explorer.collect(ce_source(tmp_path), SEPTEMBER, (TAG,))
+    assert error.value.message == (
+        "source 'aws-payer': Cost Explorer marks 2022-09 as Estimated (not final); run again once the month has "
+        "closed, or set accept_estimated: true for a provisional invoice")
+    assert error.value.notes == ("aws-payer: Cost Explorer: 4 paid requests (0.04 USD) before the failure; "
+                                 "nothing was saved",)
+    assert not (tmp_path / "cache" / "aws-payer" / "2022-09").exists()
     provisional = aws_cost_explorer.collect(ce_source(tmp_path, accept_estimated=True), SEPTEMBER, (TAG,))
     assert provisional.warnings == ("2022-09 AWS costs are Estimated by Cost Explorer: invoices are provisional",)
-    assert len(front.targets()) == 8  # the saved month was provisional, so it was fetched again
+    assert len(front.targets()) == 8
+    aws_cost_explorer.collect(ce_source(tmp_path, accept_estimated=True), SEPTEMBER, (TAG,))
+    assert len(front.targets()) == 12  # the saved month was provisional, so it was fetched again
 
 
 def test_throttling_is_retried_with_backoff(moto, front, tmp_path):
@@ -239,5 +248,246 @@ def test_a_run_on_cost_explorer_bills_the_queued_groups_and_reruns_for_free(moto
     refreshed = runner.invoke(main, ["run", "--month", "2022-09", "--config", str(config), "--output",
                                      str(tmp_path / "ce"), "--refresh"])
     assert refreshed.exit_code == 1  # --refresh asked moto again, which now has nothing queued
-    assert "the responses hold no result for 2022-09 (empty ResultsByTime)" in refreshed.stderr
-    assert refreshed.stderr.count("\n") == 1
+    assert refreshed.stderr == ("Error: source 'aws-payer': Cost Explorer's response to the usage request: no "
+                                "result for 2022-09 (empty ResultsByTime)\n")
+    assert "aws-payer: Cost Explorer: 2 paid requests (0.02 USD) before the failure; the responses saved before in" \
+        in refreshed.stdout
+    kept = aws_cost_explorer.collect(ce_source(tmp_path), SEPTEMBER, (TAG,))  # what the config's source reads
+    assert kept.notes[0].startswith("Cost Explorer: reused the responses saved in")
+
+
+# --- paging that would not end ------------------------------------------------------------------
+
+def usage_page(token=None) -> dict:
+    page = demo_pages()[0]
+    page.pop("NextPageToken")
+    return {**page, **({"NextPageToken": token} if token else {})}
+
+
+def test_a_next_page_token_given_again_stops_the_paging_at_once(front, tmp_path):
+    token = demo_pages()[0]["NextPageToken"]  # 64 characters
+    front.answer_always(lambda request: usage_page(token))
+    with pytest.raises(DataError) as error:
+        aws_cost_explorer.collect(ce_source(tmp_path), SEPTEMBER, (TAG,))
+    assert error.value.message == (
+        f"source 'aws-payer': Cost Explorer's response to the usage request, page 2: NextPageToken "
+        f"'{token[:12]}...{token[-8:]}' was already given by page 1; stopped asking, as following it would never end")
+    assert len(front.targets()) == 2
+    assert error.value.notes == ("aws-payer: Cost Explorer: 2 paid requests (0.02 USD) before the failure; "
+                                 "nothing was saved",)
+    assert not (tmp_path / "cache" / "aws-payer" / "2022-09").exists()
+
+
+def test_a_token_cycle_is_caught_when_it_comes_round(front, tmp_path):
+    front.answer_always(lambda request: usage_page("B" if request.get("NextPageToken") == "A" else "A"))
+    with pytest.raises(DataError, match=r"usage request, page 3: NextPageToken 'A' was already given by page 1;"):
+        aws_cost_explorer.collect(ce_source(tmp_path), SEPTEMBER, (TAG,))
+    assert [r.get("NextPageToken") for r in front.targets()] == [None, "A", "B"]
+
+
+def test_pages_are_capped_by_max_pages_per_request(front, tmp_path):
+    front.answer_always(lambda request: usage_page(f"token-{len(front.targets())}"))
+    with pytest.raises(DataError) as error:
+        aws_cost_explorer.collect(ce_source(tmp_path, max_pages=5), SEPTEMBER, (TAG,))
+    assert error.value.message == (
+        "source 'aws-payer': Cost Explorer's response to the usage request: still more pages after 5 (the source's "
+        "max_pages); stopped asking, as every page is a paid request; raise max_pages if the month needs more")
+    assert len(front.targets()) == 5
+    assert error.value.notes[0].startswith("aws-payer: Cost Explorer: 5 paid requests (0.05 USD) before the failure")
+
+
+def test_max_pages_defaults_to_100_and_must_be_positive(tmp_path):
+    assert ce_source(tmp_path).max_pages == 100
+    with pytest.raises(ValueError, match="max_pages"):
+        ce_source(tmp_path, max_pages=0)
+
+
+def test_a_token_loop_through_the_command_line_prints_what_was_paid(front, tmp_path):
+    front.answer_always(lambda request: usage_page("again"))
+    result = CliRunner().invoke(main, ["run", "--month", "2022-09", "--config", str(ce_config(tmp_path)),
+                                       "--output", str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == ("Error: source 'aws-payer': Cost Explorer's response to the usage request, page 2: "
+                             "NextPageToken 'again' was already given by page 1; stopped asking, as following it "
+                             "would never end\n")
+    assert result.stdout == ("aws-payer: Cost Explorer: 2 paid requests (0.02 USD) before the failure; "
+                             "nothing was saved\n")
+    assert not (tmp_path / "out" / "2022-09").exists()
+
+
+# --- a refresh replaces the saved month only with an answer that passes every check --------------
+
+def stray_pages(tmp_path) -> list[Path]:
+    """Saved pages under the source's cache that its month folder does not show: staging left behind."""
+    parent = tmp_path / "cache" / "aws-payer"
+    shown = (parent / "2022-09").resolve()
+    return sorted(p for p in {p.resolve() for p in parent.rglob("*.json")} if shown not in p.parents)
+
+
+def cache_state(tmp_path) -> tuple[Path, list[Path], dict[str, bytes]]:
+    """The version the month folder shows, stray pages, and the bytes of every file it shows."""
+    folder = tmp_path / "cache" / "aws-payer" / "2022-09"
+    return (folder.resolve(), stray_pages(tmp_path),
+            {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()})
+
+
+def fill_cache(moto, tmp_path):
+    moto.queue_results(*demo_pages())
+    aws_cost_explorer.collect(ce_source(tmp_path), SEPTEMBER, (TAG,))
+    return cache_state(tmp_path)
+
+
+def with_amount(pages, index, amount_json):
+    """The pages as raw JSON text, with the first group's Amount of page ``index`` written as given."""
+    pages[index]["ResultsByTime"][0]["Groups"][0]["Metrics"]["UnblendedCost"]["Amount"] = "@AMOUNT@"
+    return [json.dumps(p).replace('"@AMOUNT@"', amount_json) for p in pages]
+
+
+def regrouped_second_page(pages):
+    pages[1]["GroupDefinitions"] = [{"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"}]
+    return pages
+
+
+def other_period(pages):
+    pages[3]["ResultsByTime"][0]["TimePeriod"] = {"Start": "2022-09-01", "End": "2022-09-30"}
+    return pages
+
+
+def estimated_as_text(pages):
+    pages[0]["ResultsByTime"][0]["Estimated"] = "false"
+    return pages
+
+
+USAGE_1 = "source 'aws-payer': Cost Explorer's response to the usage request, page 1"
+REFUSED_REFRESHES = {
+    "estimated": (lambda: estimated(demo_pages()), 4,
+                  "source 'aws-payer': Cost Explorer marks 2022-09 as Estimated (not final); run again once the month "
+                  "has closed, or set accept_estimated: true for a provisional invoice"),
+    "estimated as text": (lambda: estimated_as_text(demo_pages()), 4,
+                          f"{USAGE_1}: Estimated is 'false', not true or false, so whether 2022-09 is final cannot "
+                          "be told"),
+    "not finite": (lambda: with_amount(demo_pages(), 2, '"NaN"'), 4,
+                   "source 'aws-payer': Cost Explorer's response to the record-types request, page 1: group "
+                   "['Credit', '222222222222']: UnblendedCost amount 'NaN' is not a finite number"),
+    "not a response": (lambda: ["{}", *demo_pages()[2:]], 3,
+                       f"{USAGE_1}: not a GetCostAndUsage response (no ResultsByTime list)"),
+    "broken chain": (lambda: regrouped_second_page(demo_pages()), 4,
+                     "source 'aws-payer': Cost Explorer's response to the usage request, page 2: GroupDefinitions "
+                     "differ from page 1's"),
+    "other period": (lambda: other_period(demo_pages()), 4,
+                     "source 'aws-payer': Cost Explorer's response to the record-types request, page 2: covers "
+                     "2022-09-01 to 2022-09-30, not 2022-09 (2022-09-01 to 2022-10-01, End exclusive), the period "
+                     "asked for"),
+}
+
+
+@pytest.mark.parametrize("answers, paid, expected", REFUSED_REFRESHES.values(), ids=REFUSED_REFRESHES.keys())
+def test_a_refused_refresh_leaves_the_saved_month_byte_identical(moto, front, tmp_path, answers, paid, expected):
+    before = fill_cache(moto, tmp_path)
+    front.answer(*answers())
+    with pytest.raises(DataError) as error:
+        aws_cost_explorer.collect(ce_source(tmp_path), SEPTEMBER, (TAG,), refresh=True)
+    assert error.value.message == expected
+    assert "saved" not in error.value.message and str(tmp_path) not in error.value.message
+    folder = tmp_path / "cache" / "aws-payer" / "2022-09"
+    assert error.value.notes == (f"aws-payer: Cost Explorer: {paid} paid request{'s' * (paid > 1)} "
+                                 f"({Decimal('0.01') * paid} USD) before the failure; the responses saved before in "
+                                 f"{folder} are kept",)
+    assert cache_state(tmp_path) == before
+    assert len(front.targets()) == 4 + paid
+
+
+def test_a_refresh_that_runs_into_a_token_loop_keeps_the_saved_month(moto, front, tmp_path):
+    before = fill_cache(moto, tmp_path)
+    front.answer_always(lambda request: usage_page("again"))
+    with pytest.raises(DataError, match="NextPageToken 'again' was already given by page 1"):
+        aws_cost_explorer.collect(ce_source(tmp_path), SEPTEMBER, (TAG,), refresh=True)
+    assert cache_state(tmp_path) == before
+
+
+def test_a_good_refresh_replaces_the_saved_month_whole(moto, front, tmp_path):
+    fill_cache(moto, tmp_path)
+    pages = demo_pages()  # one more dollar of usage on the payer's own account, in both requests
+    for page in pages:
+        for group in page["ResultsByTime"][0]["Groups"]:
+            if group["Keys"] in (["111111111111", f"{TAG}$"], ["Usage", "111111111111"]):
+                amount = group["Metrics"]["UnblendedCost"]
+                amount["Amount"] = str(Decimal(amount["Amount"]) + 1)
+    front.answer(*pages)
+    before = aws_cost_explorer.collect(ce_source(tmp_path), SEPTEMBER, (TAG,))
+    refreshed = aws_cost_explorer.collect(ce_source(tmp_path), SEPTEMBER, (TAG,), refresh=True)
+    assert refreshed.totals[0].total == before.totals[0].total + 1
+    _, strays, files = cache_state(tmp_path)
+    assert strays == []  # the version shown before, and any staging, are gone
+    assert json.loads(files["usage/page-1.json"])["ResultsByTime"] == pages[0]["ResultsByTime"]
+    reread = aws_cost_explorer.collect(ce_source(tmp_path), SEPTEMBER, (TAG,))
+    assert reread.rows == refreshed.rows and len(front.targets()) == 8
+
+
+def test_a_refused_refresh_through_the_command_line_prints_what_was_paid(moto, front, tmp_path):
+    before = fill_cache(moto, tmp_path)  # the config's source is ce_source(tmp_path)
+    front.answer(*estimated(demo_pages()))
+    result = CliRunner().invoke(main, ["run", "--month", "2022-09", "--config", str(ce_config(tmp_path)),
+                                       "--output", str(tmp_path / "out"), "--refresh"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: source 'aws-payer': Cost Explorer marks 2022-09 as Estimated")
+    assert result.stderr.count("\n") == 1
+    assert result.stdout == (f"aws-payer: Cost Explorer: 4 paid requests (0.04 USD) before the failure; the responses "
+                             f"saved before in {tmp_path / 'cache' / 'aws-payer' / '2022-09'} are kept\n")
+    assert cache_state(tmp_path) == before and not (tmp_path / "out" / "2022-09").exists()
+    again = aws_cost_explorer.collect(ce_source(tmp_path), SEPTEMBER, (TAG,))
+    assert again.notes[0].startswith("Cost Explorer: reused the responses saved in")
+
+
+# --- amounts and flags in a fresh answer: one line naming the request, page, group and value -----
+
+@pytest.mark.parametrize("amount_json, shown, problem", [
+    ('"Infinity"', "'Infinity'", "is not a finite number"),
+    ('"-Infinity"', "'-Infinity'", "is not a finite number"),
+    ('"NaN"', "'NaN'", "is not a finite number"),
+    ('"sNaN"', "'sNaN'", "is not a finite number"),
+    ('"1e400"', "'1e400'", "is not a believable cost (10^13 or more in size)"),
+    ("NaN", "NaN", "is not a finite number"),            # bare JSON: botocore makes floats of these
+    ("Infinity", "Infinity", "is not a finite number"),
+    ("-Infinity", "-Infinity", "is not a finite number"),
+    ("1e400", "Infinity", "is not a finite number"),      # a float too big is infinite by the time it arrives
+])
+def test_an_amount_in_a_fresh_answer_that_is_not_finite_and_believable_is_one_line(front, tmp_path, amount_json,
+                                                                                    shown, problem):
+    front.answer(*with_amount(demo_pages(), 0, amount_json))
+    with pytest.raises(DataError) as error:
+        aws_cost_explorer.collect(ce_source(tmp_path), SEPTEMBER, (TAG,))
+    assert error.value.message == (f"{USAGE_1}: group ['111111111111', '2i2c:hub-name$']: UnblendedCost amount "
+                                   f"{shown} {problem}")
+    assert not (tmp_path / "cache" / "aws-payer" / "2022-09").exists()
+
+
+# --- the month folder's lock ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("refresh", [False, True])
+def test_a_second_run_while_the_month_is_being_written_stops_before_paying(moto, front, tmp_path, refresh):
+    fill_cache(moto, tmp_path)
+    folder = tmp_path / "cache" / "aws-payer" / "2022-09"
+    with atomic.locked(folder, "the saved Cost Explorer responses of 2022-09"):
+        with pytest.raises(Busy) as error:
+            aws_cost_explorer.collect(ce_source(tmp_path), SEPTEMBER, (TAG,), refresh=refresh)
+    assert error.value.exit_code == 1
+    assert error.value.message.startswith(f"the saved Cost Explorer responses of 2022-09 ({folder}) are being "
+                                          "written by another run (pid ")
+    assert len(front.targets()) == 4 and error.value.notes == ()
+
+
+def test_what_an_older_killed_run_left_is_cleared_and_the_month_fetched(moto, front, tmp_path):
+    parent = tmp_path / "cache" / "aws-payer"
+    (parent / ".2022-09.partial-4242" / "usage").mkdir(parents=True)  # staging named by PID, half written
+    (parent / ".2022-09.partial-4242" / "usage" / "page-1.json").write_text("{")
+    moto.queue_results(*demo_pages())
+    aws_cost_explorer.collect(ce_source(tmp_path), SEPTEMBER, (TAG,))
+    assert not (parent / ".2022-09.partial-4242").exists() and stray_pages(tmp_path) == []
+
+
+def test_a_cache_that_cannot_be_written_is_a_source_error_before_paying(front, tmp_path):
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    with pytest.raises(SourceError, match=r"source 'aws-payer': cannot save the responses under .*2022-09"):
+        aws_cost_explorer.collect(ce_source(tmp_path), SEPTEMBER, (TAG,))
+    assert front.targets() == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -110,7 +111,7 @@ def test_pages_are_read_in_natural_order_so_page_10_comes_after_page_2(tmp_path)
     src = source(tmp_path)
 
     chain = aws_files.read_chain(tmp_path / str(MONTH), MONTH)
-    assert [path.name for path in chain.files] == [f"page-{n}.json" for n in range(1, 11)]
+    assert [Path(page.name).name for page in chain.pages] == [f"page-{n}.json" for n in range(1, 11)]
     result = collect(src)
     assert len(result.rows) == 10
     assert result.totals[0].total == Decimal("55.10")  # 1 + 2 + ... + 10 = 55, plus 10 x 0.01
@@ -304,3 +305,114 @@ def test_one_payer_in_two_currencies_is_refused(tmp_path):
                         group([CIROH, "2i2c:hub-name$ciroh"], "1.00", unit="EUR")))
     assert data_error(source(tmp_path)) == (
         f"source 'aws': payer {PAYER} has 2022-09 costs in EUR and USD; one payer must bill in one currency")
+
+
+# --- amounts: finite decimals of a believable size, or one line naming page, group and value -----
+
+LIS = [SHARED, "2i2c:hub-name$lis"]
+
+
+def save_with_amount(root, amount_json: str):
+    """One page whose only group's Amount is written as this JSON text (a string, or a bare value)."""
+    text = json.dumps(page(group(LIS, "@AMOUNT@"))).replace('"@AMOUNT@"', amount_json)
+    (root / "2022-09").mkdir(parents=True, exist_ok=True)
+    (root / "2022-09" / "page-1.json").write_text(text, encoding="utf-8")
+    return root / "2022-09" / "page-1.json"
+
+
+@pytest.mark.parametrize("amount_json, shown, problem", [
+    ('"Infinity"', "'Infinity'", "is not a finite number"),
+    ('"-Infinity"', "'-Infinity'", "is not a finite number"),
+    ('"NaN"', "'NaN'", "is not a finite number"),
+    ('"sNaN"', "'sNaN'", "is not a finite number"),
+    ('"1e400"', "'1e400'", "is not a believable cost (10^13 or more in size)"),
+    ('"-10000000000000"', "'-10000000000000'", "is not a believable cost (10^13 or more in size)"),
+    # bare JSON values: Python's json module accepts NaN and Infinity, and would make floats of them
+    ("NaN", "NaN", "is not a finite number"),
+    ("Infinity", "Infinity", "is not a finite number"),
+    ("-Infinity", "-Infinity", "is not a finite number"),
+    ("1e400", "1E+400", "is not a believable cost (10^13 or more in size)"),
+    ("1" + "0" * 5000, "1" + "0" * 36 + "...", "is not a believable cost (10^13 or more in size)"),
+    # text Decimal() would take but no bill writes
+    ('"1_000"', "'1_000'", "is not a number"),
+    ('" 12"', "' 12'", "is not a number"),
+    ('"\\u0661\\u0662"', "'\u0661\u0662'", "is not a number"),
+    ('"12 USD"', "'12 USD'", "is not a number"),
+    ('""', "''", "is not a number"),
+    ("true", "True", "is not a number"),
+    ("null", "None", "is not a number"),
+])
+def test_an_amount_that_is_not_a_finite_believable_number_is_named_with_its_group(tmp_path, amount_json,
+                                                                                  shown, problem):
+    path = save_with_amount(tmp_path, amount_json)
+    assert data_error(source(tmp_path)) == (
+        f"{path}: group ['{SHARED}', '2i2c:hub-name$lis']: UnblendedCost amount {shown} {problem}")
+
+
+@pytest.mark.parametrize("amount_json, expected", [
+    ('"9999999999999.9999999999"', Decimal("9999999999999.9999999999")),   # just under 10^13
+    ('"-9999999999999.99"', Decimal("-9999999999999.99")),
+    ('"1.5E-7"', Decimal("1.5E-7")),                                       # Cost Explorer writes tiny amounts so
+    ("12", Decimal(12)),                                                   # bare numbers are read exactly,
+    ("0.1000000000000000055511151231257827", Decimal("0.1000000000000000055511151231257827")),  # never as floats
+])
+def test_a_finite_amount_below_the_limit_is_read_exactly(tmp_path, amount_json, expected):
+    save_with_amount(tmp_path, amount_json)
+    [row] = collect(source(tmp_path)).rows
+    assert row.cost == expected and str(row.cost) == str(expected)
+
+
+def test_an_ungrouped_total_that_is_not_finite_is_named_as_the_total(tmp_path):
+    body = {"ResultsByTime": [{"TimePeriod": WHOLE_MONTH, "Groups": [], "Estimated": False,
+                               "Total": {"UnblendedCost": {"Amount": "NaN", "Unit": "USD"}}}]}
+    save(tmp_path, body)
+    assert data_error(source(tmp_path)) == (
+        f"{tmp_path / '2022-09' / 'page-1.json'}: the Total: UnblendedCost amount 'NaN' is not a finite number")
+
+
+# --- Estimated must be a JSON boolean ----------------------------------------------------------
+
+@pytest.mark.parametrize("flag, shown", [("false", "'false'"), ("true", "'true'"), (0, "0"), (1, "1"),
+                                         (None, "None")])
+def test_an_estimated_flag_that_is_not_a_boolean_is_malformed_not_estimated(tmp_path, flag, shown):
+    save(tmp_path, page(group(LIS, "12.34"), estimated=flag))
+    assert data_error(source(tmp_path, accept_estimated=True)) == (
+        f"{tmp_path / '2022-09' / 'page-1.json'}: Estimated is {shown}, not true or false, so whether 2022-09 "
+        "is final cannot be told")
+
+
+def test_a_result_without_an_estimated_flag_is_malformed(tmp_path):
+    body = page(group(LIS, "12.34"))
+    del body["ResultsByTime"][0]["Estimated"]
+    save(tmp_path, body)
+    assert data_error(source(tmp_path)) == (
+        f"{tmp_path / '2022-09' / 'page-1.json'}: a result has no Estimated flag, so whether 2022-09 is final "
+        "cannot be told")
+
+
+# --- shapes that used to escape as tracebacks ---------------------------------------------------
+
+def _reshaped(change):
+    body = page(group(LIS, "1.00"))
+    change(body)
+    return body
+
+
+@pytest.mark.parametrize("change, detail", [
+    (lambda b: b.update(GroupDefinitions="LINKED_ACCOUNT"), "GroupDefinitions 'LINKED_ACCOUNT' is not a list"),
+    (lambda b: b.update(GroupDefinitions=[{"Type": "TAG"}]), "is not a list of Type and Key"),
+    (lambda b: b.update(ResultsByTime=["2022-09"]), "a result is '2022-09', not an object"),
+    (lambda b: b["ResultsByTime"][0].update(TimePeriod=["2022-09-01"]), "TimePeriod ['2022-09-01'] is not an object"),
+    (lambda b: b["ResultsByTime"][0].update(Groups={"Keys": []}), "Groups {'Keys': []} is not a list of objects"),
+    (lambda b: b["ResultsByTime"][0]["Groups"][0].update(Keys=[3333, "2i2c:hub-name$"]),
+     "group keys [Decimal('3333'), '2i2c:hub-name$'] are not a list of strings"),
+    (lambda b: b["ResultsByTime"][0]["Groups"][0]["Metrics"]["UnblendedCost"].pop("Unit"),
+     "the UnblendedCost Unit of group ['333333333333', '2i2c:hub-name$lis'] is None, not a currency code"),
+    (lambda b: b.update(NextPageToken=7), "NextPageToken 7 is not a string"),
+])
+def test_a_malformed_page_is_one_line_naming_the_file(tmp_path, change, detail):
+    save(tmp_path, _reshaped(change))
+    message = data_error(source(tmp_path))
+    assert message.startswith(f"{tmp_path / '2022-09' / 'page-1.json'}: not the shape of a GetCostAndUsage "
+                              "response (")
+    assert detail in message

@@ -9,9 +9,20 @@ an otherwise identical request (boto3 has no paginator for this call):
   refunds, tax and fees per account and the payer's total for reconciliation.
 
 Every page costs 0.01 USD, so the raw responses are saved under ``<cache>/<source id>/<YYYY-MM>/``
-in exactly the layout the ``aws-cost-explorer-files`` source reads, and read from there: a rerun
-makes no request unless ``refresh`` is asked for, or the saved month was still Estimated.
-Throttling (LimitExceededException) is retried with botocore's exponential backoff.
+in exactly the layout the ``aws-cost-explorer-files`` source reads, and reused: a rerun makes no
+request unless ``refresh`` is asked for, or the saved month was still Estimated.
+
+A fresh answer is checked before it is saved, exactly as a run reads saved pages (chain, shape,
+period, amounts, Estimated): each page is written to JSON text, parsed back as ``aws_files``
+parses a file, and only if the month passes every check is the text saved, replacing the month
+folder in one step (``billing.atomic``). A bad or Estimated answer therefore never replaces a good
+saved month. The month folder's lock is held from the decision to fetch to the switch, so a
+second run at the same time stops at once (``Busy``) instead of paying for the same requests.
+
+Paging stops on a NextPageToken Cost Explorer has already given (it would loop for ever, every
+request paid) and after ``max_pages`` pages per request. When a run fails after paying, the
+error's notes say how many paid requests it made. Throttling (LimitExceededException) is retried
+with botocore's exponential backoff.
 """
 
 from __future__ import annotations
@@ -19,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
@@ -29,8 +39,9 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError,
                                  NoCredentialsError, ProfileNotFound, ReadTimeoutError, TokenRetrievalError)
 
+from .. import atomic
 from ..config import AwsCostExplorer
-from ..errors import DataError, SourceError, SourceUnavailable
+from ..errors import BillingError, DataError, SourceError, SourceUnavailable
 from ..records import Month
 from . import aws_files
 from .base import Collection
@@ -116,29 +127,45 @@ def aws_errors(source: AwsCostExplorer, month: Month | None = None) -> Iterator[
         raise SourceError(f"{where}: {error}") from None
 
 
-def fetch(ce, request: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every page of one request: the same request again with each NextPageToken."""
-    pages = []
+def shorten(token: str) -> str:
+    """A NextPageToken as a message shows it: quoted, its middle cut when long."""
+    return repr(token if len(token) <= 24 else f"{token[:12]}...{token[-8:]}")
+
+
+def fetch(ce, request: dict[str, Any], name: str, max_pages: int) -> Iterator[dict[str, Any]]:
+    """Every page of one request: the same request again with each NextPageToken.
+
+    Stops with a ``DataError`` (each further page would be paid for) when Cost Explorer gives a
+    token it has already given, or when a page beyond ``max_pages`` would be needed. ``name``
+    names the request in messages.
+    """
+    given: dict[str, int] = {}
     token = None
+    number = 0
     while True:
+        number += 1
         page = ce.get_cost_and_usage(**request, **({"NextPageToken": token} if token else {}))
-        pages.append(page)
+        yield page
         token = page.get("NextPageToken")
         if not token:
-            return pages
+            return
+        if not isinstance(token, str):
+            raise DataError(f"{name}, page {number}: NextPageToken {token!r} is not a string")
+        if token in given:
+            raise DataError(f"{name}, page {number}: NextPageToken {shorten(token)} was already given by page "
+                            f"{given[token]}; stopped asking, as following it would never end")
+        if number >= max_pages:
+            raise DataError(f"{name}: still more pages after {max_pages} (the source's max_pages); stopped "
+                            "asking, as every page is a paid request; raise max_pages if the month needs more")
+        given[token] = number
 
 
-def save(folder: Path, fetched: dict[str, tuple[dict, list[dict]]]) -> None:
-    """Write each request and its pages, replacing ``folder`` whole (never half a month)."""
-    staging = folder.parent / f".{folder.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    for query, (request, pages) in fetched.items():
-        (staging / query).mkdir(parents=True)
-        (staging / query / "request.json").write_text(json.dumps(request, indent=1) + "\n")
-        for number, page in enumerate(pages, start=1):
-            (staging / query / f"page-{number}.json").write_text(json.dumps(page, indent=1, default=str) + "\n")
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
+def _paid(count: int) -> str:
+    return f"{count} paid request{'s' if count != 1 else ''} ({PRICE_PER_REQUEST * count} USD)"
+
+
+def _reading(source: AwsCostExplorer) -> aws_files.Source:
+    return aws_files.Source(source.id, source.payer_account, source.metric, source.accept_estimated)
 
 
 def _saved(folder: Path, month: Month) -> bool:
@@ -146,32 +173,77 @@ def _saved(folder: Path, month: Month) -> bool:
         and not aws_files.is_estimated(folder, month)
 
 
+@contextlib.contextmanager
+def _cache_errors(source: AwsCostExplorer, folder: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as error:
+        raise SourceError(f"source {source.id!r}: cannot save the responses under {folder}: "
+                          f"{error.strerror or error}") from None
+
+
 def collect(source: AwsCostExplorer, month: Month, label_keys: tuple[str, ...],
             refresh: bool = False) -> Collection:
     folder = month_folder(source, month)
-    if refresh or not _saved(folder, month):
-        ce = client(source)
-        with aws_errors(source, month):
-            fetched = {query: (request, fetch(ce, request)) for query, request in requests(source, month).items()}
-        try:
-            save(folder, fetched)
-        except OSError as error:
-            raise SourceError(f"source {source.id!r}: cannot save the responses under {folder}: "
-                              f"{error.strerror or error}") from None
-        paid = sum(len(pages) for _, pages in fetched.values())
-        note = (f"Cost Explorer: {paid} paid request{'s' if paid != 1 else ''} "
-                f"({PRICE_PER_REQUEST * paid} USD); responses saved in {folder}")
-    else:
-        note = f"Cost Explorer: reused the responses saved in {folder} (no paid requests; --refresh fetches again)"
-    collection = aws_files.read_month(
-        folder, aws_files.Source(source.id, source.payer_account, source.metric, source.accept_estimated), month)
-    return collection._replace(notes=collection.notes + (note,))
+    what = f"the saved Cost Explorer responses of {month}"
+    with _cache_errors(source, folder), atomic.locked(folder, what):
+        atomic.recover(folder)
+        if not refresh and _saved(folder, month):
+            collection = aws_files.read_month(folder, _reading(source), month)
+            return collection._replace(notes=collection.notes + (
+                f"Cost Explorer: reused the responses saved in {folder} (no paid requests; --refresh fetches again)",))
+    # The lock is let go and taken again by replacing(): a run that takes it in between makes
+    # this one stop (Busy) before it pays for anything.
+    return _fetch_month(source, month, folder, what)
+
+
+def _fetch_month(source: AwsCostExplorer, month: Month, folder: Path, what: str) -> Collection:
+    """Fetch the month, check it as a run reads it, then save it in place of the saved month."""
+    ce = client(source)
+    fetched: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    paid = 0
+    try:
+        with _cache_errors(source, folder), atomic.replacing(folder, what) as version:
+            with aws_errors(source, month):
+                for query, request in requests(source, month).items():
+                    texts: list[str] = []
+                    fetched[query] = (request, texts)
+                    for page in fetch(ce, request, _response_name(source, query), source.max_pages):
+                        paid += 1
+                        texts.append(json.dumps(page, indent=1, default=str) + "\n")
+            collection = aws_files.month_collection(_reading(source), month, tuple(
+                aws_files.Pages(_response_name(source, query),
+                                [aws_files.parse_page(text, f"{_response_name(source, query)}, page {number}")
+                                 for number, text in enumerate(texts, start=1)], saved=False)
+                for query, (_, texts) in fetched.items()), where=f"source {source.id!r}")
+            save(version, fetched)
+    except BillingError as error:
+        if paid:
+            kept = f"the responses saved before in {folder} are kept" if folder.exists() else "nothing was saved"
+            error.notes += (f"{source.id}: Cost Explorer: {_paid(paid)} before the failure; {kept}",)
+        raise
+    return collection._replace(notes=collection.notes + (
+        f"Cost Explorer: {_paid(paid)}; responses saved in {folder}",))
+
+
+def _response_name(source: AwsCostExplorer, query: str) -> str:
+    return f"source {source.id!r}: Cost Explorer's response to the {query} request"
+
+
+def save(version: Path, fetched: dict[str, tuple[dict[str, Any], list[str]]]) -> None:
+    """Write each request and the JSON text of its pages into ``version`` (a new, empty folder)."""
+    for query, (request, texts) in fetched.items():
+        (version / query).mkdir()
+        (version / query / "request.json").write_text(json.dumps(request, indent=1) + "\n", encoding="utf-8")
+        for number, text in enumerate(texts, start=1):
+            (version / query / f"page-{number}.json").write_text(text, encoding="utf-8")
 
 
 def tag_status(source: AwsCostExplorer, keys: list[str]) -> dict[str, str | None]:
     """Whether each cost allocation tag key is Active or Inactive; ``None`` when AWS does not know it."""
     ce = client(source)
     found: dict[str, str] = {}
+    given: set[str] = set()
     with aws_errors(source):
         token = None
         while True:
@@ -180,4 +252,8 @@ def tag_status(source: AwsCostExplorer, keys: list[str]) -> dict[str, str | None
             token = response.get("NextToken")
             if not token:
                 break
+            if token in given:
+                raise DataError(f"source {source.id!r}: Cost Explorer's answer to ListCostAllocationTags gave the "
+                                f"NextToken {shorten(str(token))} twice; stopped asking, as it would never end")
+            given.add(token)
     return {key: found.get(key) for key in keys}
