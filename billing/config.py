@@ -28,10 +28,39 @@ from .money import MINOR_UNITS
 DEFAULT_CONFIG = Path("config/billing.yaml")
 
 
+# Bounds on every number the config (and the metrics file) may hold: far above any real bill, so
+# that a slip (``1e30``, a pasted byte count) is a config error instead of an absurd invoice.
+MAX_MONEY = Decimal(10) ** 13          # an amount of money in any currency (fees, limits, caps)
+MAX_QUANTITY = Decimal(10) ** 18       # a count of units (tier bounds, metric values)
+MAX_PERCENT = Decimal(100)             # markups, taxes, discounts, percentage fees, pool splits
+MAX_EXCHANGE_RATE = Decimal(10) ** 6   # a rate and its inverse: from 0.000001 to 1,000,000
+MAX_YAML_VALUES = 100_000              # values in the file once its aliases are expanded
+MAX_YAML_DEPTH = 100                   # levels of nesting
+
+
+_NOT_A_NUMBER = "must be a number, not true or false"
+
+
 def _no_float(value: Any) -> Any:
+    """Numbers stay exact, and a YAML yes/no never passes for 1 or 0."""
     if isinstance(value, float):
         raise ValueError("amounts must be written as exact numbers, not floats")
+    if isinstance(value, bool):
+        raise ValueError(_NOT_A_NUMBER)
     return value
+
+
+def _exact_number(low: Decimal, high: Decimal, low_included: bool = True) -> Any:
+    """The type of an exact, finite number within bounds, refused with one message that states
+    them (for infinity and NaN too)."""
+    words = (f"from {low:,f} to {high:,f}" if low_included else f"more than {low:,f} and at most {high:,f}")
+
+    def check(value: Decimal) -> Decimal:
+        if not value.is_finite() or value > high or value < low or (value == low and not low_included):
+            raise ValueError(f"must be a number {words}, not {value}")
+        return value
+
+    return Annotated[Decimal, Field(allow_inf_nan=True), BeforeValidator(_no_float), AfterValidator(check)]
 
 
 def _currency(value: Any) -> Any:
@@ -73,7 +102,11 @@ GCP_PROJECT = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
 EXPORT_TABLE = (GCP_PROJECT + r"\.[A-Za-z0-9_]{1,1024}\."
                 r"gcp_billing_export_(resource_)?v1_[0-9A-Fa-f]{6}_[0-9A-Fa-f]{6}_[0-9A-Fa-f]{6}")
 
-Amount = Annotated[Decimal, BeforeValidator(_no_float)]
+Money = _exact_number(Decimal(0), MAX_MONEY)
+Percent = _exact_number(Decimal(0), MAX_PERCENT)
+Quantity = _exact_number(Decimal(0), MAX_QUANTITY, low_included=False)
+Rate = _exact_number(1 / MAX_EXCHANGE_RATE, MAX_EXCHANGE_RATE)
+Count = Annotated[int, BeforeValidator(_no_float)]
 Currency = Annotated[str, BeforeValidator(_currency)]
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 Values = Annotated[list[str | None], BeforeValidator(_one_or_many), Field(min_length=1)]
@@ -116,7 +149,7 @@ class FlatFee(_Model):
 
     id: Id | None = None
     description: str
-    amount: Amount
+    amount: Money
 
 
 class PercentFee(_Model):
@@ -124,15 +157,15 @@ class PercentFee(_Model):
 
     id: Id | None = None
     description: str
-    percent: Amount
+    percent: Percent
     of: list[Id] = Field(min_length=1)
 
 
 class Tier(_Model):
     """Units up to ``up_to`` (inclusive; ``null`` for no upper bound) cost ``unit_price`` each."""
 
-    up_to: Amount | None = None
-    unit_price: Amount
+    up_to: Quantity | None = None
+    unit_price: Money
 
 
 class TieredFee(_Model):
@@ -142,7 +175,7 @@ class TieredFee(_Model):
     description: str
     metric: str
     tiers: list[Tier] = Field(min_length=1)
-    cap: Amount | None = None
+    cap: Money | None = None
 
     @model_validator(mode="after")
     def _ascending(self) -> TieredFee:
@@ -171,9 +204,9 @@ Fee = Annotated[Union[Annotated[FlatFee, Tag("flat")], Annotated[PercentFee, Tag
 class CloudTerms(_Model):
     """How cloud costs are passed through."""
 
-    markup_percent: Amount = Decimal(0)
+    markup_percent: Percent = Decimal(0)
     withhold_credits: list[str] = []
-    limit: Amount | None = None
+    limit: Money | None = None
     cap_at_limit: bool = False
 
 
@@ -182,8 +215,8 @@ class Discount(_Model):
     every month from ``start`` to ``end`` (inclusive; either may be left open)."""
 
     description: str
-    percent: Annotated[Amount, Field(ge=0, le=100)] | None = None
-    amount: Annotated[Amount, Field(ge=0)] | None = None
+    percent: Percent | None = None
+    amount: Money | None = None
     month: MonthText | None = None
     start: MonthText | None = None
     end: MonthText | None = None
@@ -204,7 +237,7 @@ class Discount(_Model):
 
 class Tax(_Model):
     description: str = "Tax"
-    rate_percent: Amount
+    rate_percent: Percent
 
 
 class Contract(_Model):
@@ -216,10 +249,10 @@ class Contract(_Model):
     currency: Currency | None = None
     cloud: CloudTerms = CloudTerms()
     fees: list[Fee] = []
-    minimum: Amount | None = None
+    minimum: Money | None = None
     discounts: list[Discount] = []
     tax: Tax | None = None
-    payment_terms_days: int = Field(30, ge=0, le=365)
+    payment_terms_days: Count = Field(30, ge=0, le=365)
 
     @model_validator(mode="after")
     def _fee_references(self) -> Contract:
@@ -270,13 +303,29 @@ class Match(_Model):
     """Conditions on a cost row; all given conditions must hold.
 
     ``gcp_label`` and ``aws_tag`` map a key to one value or a list of values; ``null`` among them
-    matches a row that does not carry the key (unlabelled, untagged).
+    matches a row that does not carry the key (unlabelled, untagged). ``gcp_project: null`` (or
+    ``null`` in its list) matches rows without a project: GCP's rounding-error rows.
     """
 
     gcp_project: Values | None = None
     gcp_label: dict[str, Values] | None = None
     aws_account: Values | None = None
     aws_tag: dict[str, Values] | None = None
+
+    @field_validator("gcp_project", mode="before")
+    @classmethod
+    def _null_is_no_project(cls, value: Any) -> Any:
+        """Runs only when the key is written, so an explicit ``null`` is a condition (no project),
+        unlike a key left out (any project)."""
+        return [None] if value is None else value
+
+    @field_validator("aws_account", mode="before")
+    @classmethod
+    def _every_aws_row_has_an_account(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, list) and None in value):
+            raise ValueError("null matches nothing: every AWS cost row has an account (the payer's when "
+                             "Cost Explorer names no linked account); give the account id")
+        return value
 
     @property
     def provider(self) -> str:
@@ -325,7 +374,7 @@ class SharedPool(_Model):
     description: str
     split: Literal["proportional", "even", "fixed", "metric"]
     communities: list[Id] = Field(min_length=1)
-    percentages: dict[str, Annotated[Amount, Field(ge=0)]] | None = None
+    percentages: dict[str, Percent] | None = None
     metric: str | None = None
     scope: Match | None = None
 
@@ -350,15 +399,21 @@ class ExchangeRate(_Model):
     month: MonthText
     from_currency: Currency = Field(alias="from")
     to_currency: Currency = Field(alias="to")
-    rate: Annotated[Amount, Field(gt=0)]
+    rate: Rate
 
 
 class GcpExportFiles(_Model):
-    """Local copies of the GCP billing export (``bq extract``), NDJSON (optionally gzip'd) or Parquet."""
+    """Local copies of the GCP billing export (``bq extract``), NDJSON (optionally gzip'd) or Parquet.
+
+    Rows that cannot be billed (no invoice month, no cost, a credit without an amount) stop the
+    run; ``unbillable_rows: report`` leaves them out (or counts a missing amount as zero) and
+    warns instead, naming the file, the first such line and the count.
+    """
 
     type: Literal["gcp-export-files"]
     id: Id
     path: Path
+    unbillable_rows: Literal["refuse", "report"] = "refuse"
 
 
 class GcpBigQuery(_Model):
@@ -379,10 +434,10 @@ class GcpBigQuery(_Model):
     job_project: Annotated[str, AfterValidator(_pattern(GCP_PROJECT, "must be a GCP project id, e.g. my-billing-project"))]
     location: str | None = None
     api_endpoint: str | None = Field(None, pattern=r"^https?://[^\s/]+(/.*)?$")
-    partition_days_before: int = Field(7, ge=0, le=62)
-    partition_days_after: int = Field(15, ge=0, le=62)
-    maximum_bytes_billed: int = Field(50 * 10**9, gt=0)
-    timeout_seconds: int = Field(300, gt=0)
+    partition_days_before: Count = Field(7, ge=0, le=62)
+    partition_days_after: Count = Field(15, ge=0, le=62)
+    maximum_bytes_billed: Count = Field(50 * 10**9, gt=0, le=int(MAX_QUANTITY))
+    timeout_seconds: Count = Field(300, gt=0, le=24 * 3600)
 
 
 class AwsCostExplorerFiles(_Model):
@@ -426,7 +481,8 @@ class AwsCostExplorer(_Model):
     filter: dict[str, Any] | None = None
     accept_estimated: bool = False
     cache: Path = Path("cache/aws")
-    max_attempts: int = Field(8, ge=1, le=20)
+    max_attempts: Count = Field(8, ge=1, le=20)
+    max_pages: Count = Field(100, ge=1)  # per request: each page is a paid request (0.01 USD)
     endpoint_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/.*)?$")
 
     @field_validator("group_by")
@@ -479,8 +535,40 @@ class Config(_Model):
 Location = tuple[Union[str, int], ...]
 
 
+class _Refused(Exception):
+    """Valid YAML that is unsafe to read further (aliases that never end or expand too far,
+    nesting too deep): the line to name and the message."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line, self.message = line, message
+
+
 class _Loader(yaml.SafeLoader):
-    """Safe YAML whose fractional numbers become ``Decimal`` and whose integers remember their text."""
+    """Safe YAML whose fractional numbers become ``Decimal`` and whose integers remember their text.
+
+    Composing also notes each alias (its name, place and the node it stands for) and refuses
+    nesting deeper than ``MAX_YAML_DEPTH``, before anything recursive walks the tree.
+    """
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.aliases: list[tuple[str, yaml.Mark, yaml.Node]] = []
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            self.aliases.append((event.anchor, event.start_mark, node))
+            return node
+        self.depth += 1
+        if self.depth > MAX_YAML_DEPTH:
+            raise _Refused(event.start_mark.line + 1, f"nested more than {MAX_YAML_DEPTH} levels deep")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 class _YamlInt(int):
@@ -495,8 +583,14 @@ def _int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     return number
 
 
+_NOT_FINITE = {".inf": "Infinity", "+.inf": "Infinity", "-.inf": "-Infinity", ".nan": "NaN"}
+
+
 def _decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
+    """A YAML float as the exact ``Decimal`` written; ``.inf`` and ``.nan`` too, for the fields to
+    refuse with their place in the file."""
     text = loader.construct_scalar(node).replace("_", "")
+    text = _NOT_FINITE.get(text.lower(), text)
     try:
         return Decimal(text)
     except InvalidOperation:
@@ -516,13 +610,60 @@ def format_location(loc: Location) -> str:
     return text or "(top level)"
 
 
-def _lines_and_duplicates(root: yaml.Node) -> tuple[dict[Location, int], list[tuple[Location, str]]]:
-    """Line number of every key and item, and every key that appears twice in a mapping."""
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _refuse_endless_or_huge(root: yaml.Node, aliases: list[tuple[str, yaml.Mark, yaml.Node]]) -> None:
+    """Refuse an alias inside the value it names (``&a [*a]``), and aliases that expand the file
+    past ``MAX_YAML_VALUES`` values (a "billion laughs": each level repeats the one before).
+
+    Aliases legitimately repeat contract terms, so the expanded size is what is bounded. It is
+    counted once per node, without expanding anything, so a bomb is refused in linear time.
+    """
+    sizes: dict[int, int] = {}
+    unfinished: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        if finished:
+            unfinished.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in _children(node))
+        elif id(node) in unfinished:  # reached again from inside itself
+            name, mark = next((name, mark) for name, mark, target in aliases if target is node)
+            raise _Refused(mark.line + 1, f"alias *{name} is inside the value it names (&{name}), "
+                                          "so it would repeat forever")
+        elif id(node) not in sizes:
+            unfinished.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node))
+    if sizes[id(root)] > MAX_YAML_VALUES:
+        first = f" from *{aliases[0][0]} here on" if aliases else ""
+        line = aliases[0][1].line + 1 if aliases else 1
+        raise _Refused(line, f"the aliases{first} expand the file to more than {MAX_YAML_VALUES:,} values; "
+                             "a billing config needs far fewer (are aliases nested in aliases?)")
+
+
+_READ_AS = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp"}
+
+
+def _lines_and_duplicates(root: yaml.Node) -> tuple[dict[Location, int], list[tuple[Location, str]],
+                                                    dict[Location, str]]:
+    """Line number of every key and item, every key that appears twice in a mapping, and the
+    text of each value (or key) that YAML reads as a boolean or a date, for a message that says
+    to quote it."""
     lines: dict[Location, int] = {}
     duplicates: list[tuple[Location, str]] = []
+    written: dict[Location, str] = {}
 
     def walk(node: yaml.Node, loc: Location) -> None:
         lines.setdefault(loc, node.start_mark.line + 1)
+        if isinstance(node, yaml.ScalarNode) and node.tag in _READ_AS:
+            written[loc] = node.value
         if isinstance(node, yaml.MappingNode):
             seen: set[str] = set()
             for key_node, value_node in node.value:
@@ -531,13 +672,15 @@ def _lines_and_duplicates(root: yaml.Node) -> tuple[dict[Location, int], list[tu
                     duplicates.append((loc + (key,), f"key {key!r} appears twice"))
                 seen.add(key)
                 lines[loc + (key,)] = key_node.start_mark.line + 1
+                if key_node.tag == "tag:yaml.org,2002:bool":  # pydantic names it by its value
+                    written[loc + (yaml.SafeLoader.bool_values[key.lower()], "[key]")] = key
                 walk(value_node, loc + (key,))
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
                 walk(item, loc + (index,))
 
     walk(root, ())
-    return lines, duplicates
+    return lines, duplicates, written
 
 
 def _suggest(word: str, choices: list[str]) -> str:
@@ -555,7 +698,7 @@ def _model_at(loc: Location) -> type[BaseModel] | None:
             return None
         field = model.model_fields.get(part)
         if field is None:  # a discriminated union's tag appears in the location
-            model = SOURCE_TYPES.get(part)
+            model = _TAGS.get(part)
             continue
         annotation = field.annotation
         for candidate in _model_candidates(annotation):
@@ -579,13 +722,45 @@ SOURCE_TYPES = {"gcp-export-files": GcpExportFiles, "gcp-bigquery": GcpBigQuery,
                 "aws-cost-explorer-files": AwsCostExplorerFiles, "aws-cost-explorer": AwsCostExplorer}
 
 
-def _pydantic_problems(error: ValidationError) -> list[tuple[Location, str]]:
-    """Each validation error as (location in the file, message), with the source's type
-    (which pydantic puts in the location of a discriminated union) left out."""
+FEE_KINDS = {"flat": FlatFee, "percent": PercentFee, "tiered": TieredFee}
+_TAGS = {**SOURCE_TYPES, **FEE_KINDS}
+
+
+def _untagged(tagged: Location) -> Location:
+    """``tagged`` without the source's type or the fee's kind that pydantic puts in the location
+    of a discriminated union (``sources[1].gcp-bigquery.table``)."""
+    return tuple(part for i, part in enumerate(tagged)
+                 if not (isinstance(part, str) and part in _TAGS and i >= 2
+                         and tagged[i - 2] in ("sources", "fees") and isinstance(tagged[i - 1], int)))
+
+
+def _quote_hint(loc: Location, message: str, item: Any, written: dict[Location, str]) -> tuple[Location, str]:
+    """Say that YAML read ``no`` (``on``, ``true``, ...) as a boolean, or a match value
+    ``2022-09-01`` as a date, and how to keep the text; a key is named by its text."""
+    text = written.get(loc)
+    if text is None and loc[-1:] == (0,) and loc[:-1] in written:  # one value where a list is read
+        loc, text = loc[:-1], written[loc[:-1]]
+    if text is None:
+        return loc, message
+    value, matching = item["input"], "match" in loc or "scope" in loc
+    if message == _NOT_A_NUMBER:
+        return loc, f"YAML reads {text} as {str(value).lower()}, not a number"
+    if item["type"] != "string_type" or not (isinstance(value, bool) or matching):
+        return loc, message
+    reads = str(value).lower() if isinstance(value, bool) else "a date"
+    if loc[-1] == "[key]":
+        return loc[:-2] + (text,), f"YAML reads the key {text} as {reads}; quote it ('{text}') to keep the text"
+    return loc, (f"YAML reads {text} as {reads}; quote the value ('{text}') to "
+                 f"{'match' if matching else 'keep'} the text")
+
+
+def _pydantic_problems(error: ValidationError, written: dict[Location, str]) -> list[tuple[Location, str]]:
+    """Each validation error as (location in the file, message), with the tags of discriminated
+    unions left out of the location."""
     problems = []
     for item in error.errors(include_url=False):
         tagged = tuple(item["loc"])
-        loc = tuple(part for part in tagged if part not in SOURCE_TYPES)
+        loc = _untagged(tagged)
         if item["type"] == "extra_forbidden":
             model = _model_at(tagged)
             allowed = sorted(model.model_fields) if model else []
@@ -600,6 +775,7 @@ def _pydantic_problems(error: ValidationError) -> list[tuple[Location, str]]:
             loc = loc + ("type",)
         else:
             message = item["msg"].removeprefix("Value error, ")
+            loc, message = _quote_hint(loc, message, item, written)
         problems.append((loc, message))
     return problems
 
@@ -708,6 +884,21 @@ def _path_checks(config: Config, base: Path) -> list[tuple[Location, str]]:
     return problems
 
 
+def _parse(text: str) -> tuple[Any, dict[Location, int], list[tuple[Location, str]], dict[Location, str]]:
+    """The file's data (``None`` if empty), the line of each place, the keys given twice, and the
+    text of values YAML reads as booleans or dates. Raises ``yaml.YAMLError`` or ``_Refused``."""
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None, {}, [], {}
+        _refuse_endless_or_huge(root, loader.aliases)
+        lines, duplicates, written = _lines_and_duplicates(root)  # before merge keys (<<) are flattened
+        return loader.construct_document(root), lines, duplicates, written
+    finally:
+        loader.dispose()
+
+
 def load_config(path: Path | str = DEFAULT_CONFIG, check_paths: bool = False) -> Config:
     """Read and validate a config file; raise ``ConfigError`` listing every problem found.
 
@@ -722,22 +913,25 @@ def load_config(path: Path | str = DEFAULT_CONFIG, check_paths: bool = False) ->
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
 
     try:
-        root = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)
+        data, lines, problems, written = _parse(text)
+    except yaml.reader.ReaderError as exc:  # a control character; it has a position, not a mark
+        line = text.count("\n", 0, exc.position) + 1
+        raise ConfigError(f"{path}:{line}: not valid YAML: {exc.reason} (U+{exc.character:04X})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{where}: not valid YAML: {problem}") from None
-    if root is None or not isinstance(data, dict):
+    except _Refused as refused:
+        raise ConfigError(f"{path}:{refused.line}: {refused.message}") from None
+    if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with organisation, sources, communities, attribution")
 
-    lines, problems = _lines_and_duplicates(root)
     config = None
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        problems += _pydantic_problems(exc)
+        problems += _pydantic_problems(exc, written)
     problems += _cross_checks(data)
     if config is not None:
         problems += _term_checks(config)

@@ -3,8 +3,8 @@
 The file (``metrics:`` in the config, a path with ``{month}`` in it, e.g.
 ``metrics/{month}.csv``) has the columns ``community, metric, value``: for example
 memory-request byte-hours exported from Prometheus for a metric-split shared pool, or monthly
-active users for a tiered fee. Values are exact decimals. The file is read only when a pool or a
-fee needs it.
+active users for a tiered fee. Values are exact decimals from 0 to ``MAX_QUANTITY`` (10^18), the
+bound on quantities in the config. The file is read only when a pool or a fee needs it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import csv
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from .config import MAX_QUANTITY
 from .errors import DataError
 from .records import Month
 
@@ -54,8 +55,9 @@ class Metrics:
                 value = Decimal(row["value"].strip())
             except InvalidOperation:
                 raise DataError(f"{self.path}:{line}: value {row['value']!r} is not a number") from None
-            if not value.is_finite() or value < 0:
-                raise DataError(f"{self.path}:{line}: value {row['value']!r} must be a number of 0 or more")
+            if not value.is_finite() or value < 0 or value > MAX_QUANTITY:
+                raise DataError(f"{self.path}:{line}: value {row['value']!r} must be a number "
+                                f"from 0 to {MAX_QUANTITY:,f}")
             if key in values:
                 raise DataError(f"{self.path}:{line}: {key[0]} {key[1]} appears twice")
             values[key] = value

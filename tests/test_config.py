@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,7 +11,9 @@ from click.testing import CliRunner
 
 from billing.cli import main
 from billing.config import load_config
-from billing.errors import ConfigError
+from billing.errors import ConfigError, DataError
+from billing.metrics import Metrics
+from billing.records import Month
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "billing.yaml"
 
@@ -217,6 +220,13 @@ def test_invalid_yaml_is_named_with_its_line(tmp_path):
     assert info.value.message.startswith(f"{path}:3: not valid YAML: ")
 
 
+def test_a_control_character_is_named_with_its_line(tmp_path):
+    path = write_config(tmp_path, {"name: PaleoHack": "name: Paleo\x07Hack"})
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.message == f"{path}:10: not valid YAML: special characters are not allowed (U+0007)"
+
+
 def test_unquoted_account_ids_in_rules_are_read_as_written(tmp_path):
     rule = "    match: {aws_account: [000000000001, 222222222222]}\n"
     config = load_config(write_config(
@@ -292,7 +302,7 @@ def test_a_rule_needs_exactly_one_target_and_a_percent_fee_needs_known_fees(tmp_
       "          metric: users\n          tiers: [{up_to: 10, unit_price: 1}, {up_to: 100, unit_price: 0.5}]\n"},
      "the last tier must have no up_to"),
     ({"    name: PaleoHack\n": "    name: PaleoHack\n    contract:\n      discounts: [{description: D, amount: -50}]\n"},
-     "discounts[0].amount: Input should be greater than or equal to 0"),
+     "discounts[0].amount: must be a number from 0 to 10,000,000,000,000, not -50"),
     ({"    name: PaleoHack\n": "    name: PaleoHack\n    contracts:\n      - {end: 2022-09-14}\n"
       "      - {start: 2022-09-15, currency: GBP}\n"},
      "contracts: contracts in GBP and USD; one community is billed in one currency"),
@@ -302,10 +312,12 @@ def test_terms_that_would_bill_wrongly_are_refused(tmp_path, change, expected):
     assert expected in problem
 
 
-def test_negative_pool_percentages_are_refused(tmp_path):
+def test_pool_percentages_outside_0_to_100_are_refused(tmp_path):
     text = MINIMAL + POOL.replace("paleohack: 60, lis: 30", "paleohack: 140, lis: -40")
-    (problem,) = problems(write_config(tmp_path, text=text))
-    assert "shared_pools[0].percentages.lis: Input should be greater than or equal to 0" in problem
+    path = write_config(tmp_path, text=text)
+    assert problems(path) == (
+        f"{path}:21: shared_pools[0].percentages.paleohack: must be a number from 0 to 100, not 140",
+        f"{path}:21: shared_pools[0].percentages.lis: must be a number from 0 to 100, not -40")
 
 
 def test_two_rates_for_one_month_and_pair_are_refused(tmp_path):
@@ -332,3 +344,192 @@ def test_check_config_names_local_files_that_are_not_there(tmp_path):
     (tmp_path / "data" / "gcp").mkdir(parents=True)
     (tmp_path / "usage").mkdir()
     assert check_config(path).exit_code == 0
+
+
+# --- numbers: finite, exact and within bounds ------------------------------------------------------
+
+def contract(terms: str) -> dict[str, str]:
+    """A change that gives PaleoHack a contract; the first line of ``terms`` is line 12."""
+    return {"    name: PaleoHack\n": "    name: PaleoHack\n    contract:\n" + terms}
+
+
+@pytest.mark.parametrize("written, read", [
+    ("1e30", "1E+30"),  # YAML 1.1 reads this as text (no dot), which pydantic makes a Decimal
+    ("1.0e+30", "1.0E+30"),  # a YAML float, which the loader makes a Decimal
+    ("1e400", "1E+400"),
+    ("-5", "-5"),
+    (".inf", "Infinity"), ("-.inf", "-Infinity"), (".nan", "NaN"),
+    ("Infinity", "Infinity"), ("NaN", "NaN"), ("sNaN", "sNaN"),
+])
+def test_a_fee_amount_that_is_not_finite_negative_or_absurd_is_named_with_its_place(tmp_path, written, read):
+    path = write_config(tmp_path, contract(f"      fees: [{{description: Fee, amount: {written}}}]\n"))
+    assert problems(path) == (f"{path}:12: communities[0].contract.fees[0].amount: must be a number "
+                              f"from 0 to 10,000,000,000,000, not {read}",)
+
+
+def test_check_config_refuses_an_infinite_amount_in_one_line_and_exits_2(tmp_path):
+    path = write_config(tmp_path, contract("      minimum: .inf\n"))
+    result = check_config(path)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"Error: {path}: 1 problem",
+        f"  {path}:12: communities[0].contract.minimum: must be a number from 0 to 10,000,000,000,000, not Infinity"]
+
+
+MONEY = "must be a number from 0 to 10,000,000,000,000"
+PERCENT = "must be a number from 0 to 100"
+
+
+@pytest.mark.parametrize("terms, problem", [
+    ("      cloud: {markup_percent: 101}\n", f"cloud.markup_percent: {PERCENT}, not 101"),
+    ("      cloud: {markup_percent: -3}\n", f"cloud.markup_percent: {PERCENT}, not -3"),
+    ("      cloud: {limit: -1}\n", f"cloud.limit: {MONEY}, not -1"),
+    ("      tax: {rate_percent: -20}\n", f"tax.rate_percent: {PERCENT}, not -20"),
+    ("      minimum: -600\n", f"minimum: {MONEY}, not -600"),
+    ("      discounts: [{description: D, percent: 100.5}]\n", f"discounts[0].percent: {PERCENT}, not 100.5"),
+    ("      fees: [{id: s, description: S, amount: 1}, {description: P, percent: 150, of: [s]}]\n",
+     f"fees[1].percent: {PERCENT}, not 150"),
+    ("      fees: [{description: U, metric: u, tiers: [{up_to: 0, unit_price: 1}, {unit_price: 1}]}]\n",
+     "fees[0].tiers[0].up_to: must be a number more than 0 and at most 1,000,000,000,000,000,000, not 0"),
+    ("      fees: [{description: U, metric: u, tiers: [{up_to: 1e19, unit_price: 1}, {unit_price: 1}]}]\n",
+     "fees[0].tiers[0].up_to: must be a number more than 0 and at most 1,000,000,000,000,000,000, not 1E+19"),
+    ("      fees: [{description: U, metric: u, tiers: [{unit_price: -0.5}]}]\n",
+     f"fees[0].tiers[0].unit_price: {MONEY}, not -0.5"),
+    ("      fees: [{description: U, metric: u, tiers: [{unit_price: 1}], cap: -5}]\n", f"fees[0].cap: {MONEY}, not -5"),
+    ("      payment_terms_days: yes\n", "payment_terms_days: YAML reads yes as true, not a number"),
+    ("      fees: [{description: Fee, amount: no}]\n", "fees[0].amount: YAML reads no as false, not a number"),
+])
+def test_each_kind_of_number_has_its_sign_and_bounds(tmp_path, terms, problem):
+    path = write_config(tmp_path, contract(terms))
+    assert problems(path) == (f"{path}:12: communities[0].contract.{problem}",)
+
+
+@pytest.mark.parametrize("rate, read", [("0", "0"), ("-1.3", "-1.3"), ("1000001", "1000001"), ("0.0000009", "9E-7")])
+def test_an_exchange_rate_is_between_a_millionth_and_a_million(tmp_path, rate, read):
+    text = MINIMAL + f"exchange_rates:\n  - {{month: 2022-09, from: USD, to: CAD, rate: {rate}}}\n"
+    path = write_config(tmp_path, text=text)
+    assert problems(path) == (f"{path}:17: exchange_rates[0].rate: must be a number from 0.000001 to 1,000,000, "
+                              f"not {read}",)
+
+
+def test_the_bounds_themselves_are_allowed(tmp_path):
+    terms = ("      cloud: {markup_percent: 100, limit: 0}\n"
+             "      fees:\n"
+             "        - {description: Fee, amount: 10000000000000}\n"
+             "        - {description: U, metric: u, tiers: [{up_to: 1000000000000000000, unit_price: 0}, {unit_price: 0}]}\n")
+    rates = ("exchange_rates:\n  - {month: 2022-09, from: USD, to: VND, rate: 1000000}\n"
+             "  - {month: 2022-09, from: VND, to: USD, rate: 0.000001}\n")
+    path = write_config(tmp_path, contract(terms), text=MINIMAL + rates)
+    config = load_config(path)
+    terms = config.community("paleohack").contract
+    assert (terms.cloud.markup_percent, terms.fees[0].amount) == (100, Decimal(10) ** 13)
+    assert terms.fees[1].tiers[0].up_to == Decimal(10) ** 18
+    assert [r.rate for r in config.exchange_rates] == [Decimal(10) ** 6, Decimal("0.000001")]
+
+
+@pytest.mark.parametrize("value", ["1e400", "sNaN", "Infinity", "-1"])
+def test_a_metrics_value_that_is_not_finite_or_beyond_the_bound_is_refused(tmp_path, value):
+    (tmp_path / "2022-09.csv").write_text(f"community,metric,value\npaleohack,users,3\nlis,users,{value}\n")
+    with pytest.raises(DataError) as info:
+        Metrics(tmp_path / "{month}.csv", Month(2022, 9)).value("paleohack", "users")
+    assert info.value.message == (f"{tmp_path / '2022-09.csv'}:3: value '{value}' must be a number "
+                                  "from 0 to 1,000,000,000,000,000,000")
+
+
+def test_a_metrics_value_at_the_bound_is_read(tmp_path):
+    (tmp_path / "2022-09.csv").write_text("community,metric,value\nlis,bytes,1000000000000000000\n")
+    assert Metrics(tmp_path / "{month}.csv", Month(2022, 9)).value("lis", "bytes") == Decimal(10) ** 18
+
+
+# --- aliases and nesting --------------------------------------------------------------------------
+
+def billion_laughs(depth: int) -> str:
+    """Each level repeats the one before nine times: 9**depth values from a few hundred bytes."""
+    levels = ["laugh0: &l0 [ha, ha, ha, ha, ha, ha, ha, ha, ha]\n"]
+    levels += [f"laugh{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, depth + 1)]
+    return "".join(levels) + MINIMAL
+
+
+@pytest.mark.parametrize("depth", [7, 9])
+def test_aliases_that_expand_beyond_the_bound_are_refused_at_once(tmp_path, depth):
+    path = write_config(tmp_path, text=billion_laughs(depth))
+    started = time.perf_counter()
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert time.perf_counter() - started < 0.5
+    assert info.value.message == (f"{path}:2: the aliases from *l0 here on expand the file to more than 100,000 "
+                                  "values; a billing config needs far fewer (are aliases nested in aliases?)")
+    result = check_config(path)
+    assert result.exit_code == 2 and result.stderr == f"Error: {info.value.message}\n"
+
+
+def test_an_alias_inside_the_value_it_names_is_refused(tmp_path):
+    path = write_config(tmp_path, {"  payment_instructions:": "  address: &a [Main Street, *a]\n  payment_instructions:"})
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.message == f"{path}:3: alias *a is inside the value it names (&a), so it would repeat forever"
+
+
+def test_nesting_deeper_than_the_bound_is_refused(tmp_path):
+    path = write_config(tmp_path, text=MINIMAL + "output: " + "[" * 150 + "]" * 150 + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.message == f"{path}:16: nested more than 100 levels deep"
+
+
+def test_aliases_that_repeat_contract_terms_still_work(tmp_path):
+    path = write_config(tmp_path, {
+        "    name: PaleoHack\n": "    name: PaleoHack\n    contract: &standard\n"
+                               "      fees: [{description: Service fee, amount: 500.00}]\n      payment_terms_days: 45\n",
+        "    name: London Interdisciplinary School\n": "    name: London Interdisciplinary School\n"
+                                                     "    contract: {<<: *standard, payment_terms_days: 60}\n"})
+    config = load_config(path)
+    paleohack, lis = config.community("paleohack").contract, config.community("lis").contract
+    assert paleohack.fees == lis.fees and paleohack.fees[0].amount == Decimal("500.00")
+    assert (paleohack.payment_terms_days, lis.payment_terms_days) == (45, 60)
+
+
+# --- match values: null and words YAML reads as booleans -----------------------------------------
+
+RULE = "    match: {gcp_project: hubs-shared-gke, gcp_label: {k8s-namespace: paleohack}}\n"
+
+
+def test_gcp_project_null_matches_rows_without_a_project(tmp_path):
+    text = MINIMAL + "  - absorbed: provider rounding\n    match: {gcp_project: [null, hubs-shared-gke]}\n"
+    config = load_config(write_config(tmp_path, {RULE: "    match: {gcp_project: null}\n"}, text=text))
+    assert [r.match.gcp_project for r in config.attribution] == [[None], [None, "hubs-shared-gke"]]
+
+
+@pytest.mark.parametrize("accounts", ["null", '[null, "222222222222"]'])
+def test_aws_account_null_is_refused_because_every_aws_row_has_an_account(tmp_path, accounts):
+    path = write_config(tmp_path, {RULE: f"    match: {{aws_account: {accounts}}}\n"})
+    assert problems(path) == (
+        f"{path}:15: attribution[0].match.aws_account: null matches nothing: every AWS cost row has an account "
+        "(the payer's when Cost Explorer names no linked account); give the account id",)
+
+
+@pytest.mark.parametrize("match, place, written, read", [
+    ("{gcp_project: shared, gcp_label: {team: no}}", "gcp_label.team", "no", "false"),
+    ("{gcp_project: shared, gcp_label: {team: [a, ON]}}", "gcp_label.team[1]", "ON", "true"),
+    ("{aws_account: \"222222222222\", aws_tag: {billable: yes}}", "aws_tag.billable", "yes", "true"),
+    ("{gcp_project: off}", "gcp_project", "off", "false"),
+    ("{gcp_project: shared, gcp_label: {day: 2022-09-01}}", "gcp_label.day", "2022-09-01", "a date"),
+])
+def test_a_match_value_yaml_reads_as_a_boolean_says_to_quote_it(tmp_path, match, place, written, read):
+    path = write_config(tmp_path, {RULE: f"    match: {match}\n"})
+    assert problems(path) == (f"{path}:15: attribution[0].match.{place}: YAML reads {written} as {read}; "
+                              f"quote the value ('{written}') to match the text",)
+
+
+def test_a_label_key_yaml_reads_as_a_boolean_is_named_by_its_text(tmp_path):
+    path = write_config(tmp_path, {RULE: "    match: {gcp_project: shared, gcp_label: {on: x}}\n"})
+    assert problems(path) == (f"{path}:15: attribution[0].match.gcp_label.on: YAML reads the key on as true; "
+                              "quote it ('on') to keep the text",)
+
+
+def test_real_yes_or_no_settings_still_read_yes_and_no(tmp_path):
+    source = AWS_SOURCE.replace('"12345"', '"123456789012"') + "    accept_estimated: yes\n"
+    path = write_config(tmp_path, {"    path: data/gcp\n": source, **contract("      cloud: {limit: 100, cap_at_limit: on}\n")})
+    config = load_config(path)
+    assert config.sources[1].accept_estimated is True
+    assert config.community("paleohack").contract.cloud.cap_at_limit is True
