@@ -1,16 +1,18 @@
 """Shared pools: costs no single community caused, split among the communities that share them.
 
-Each pool's cost (per currency) is rounded half-up to the minor unit and split in whole minor
-units by the largest-remainder method, so the parts always add up to the pool exactly: every
-community first gets the floor of its exact share, and the cents left over go one each to the
-largest fractional remainders (ties to the community id that sorts first). Weights:
+A pool has two parts, split separately with the same weights: the provider's tax on the pool's
+rows (``charge_type`` tax), so that it is invoiced as tax, and everything else. Each part (per
+currency) is rounded half-up to the minor unit and split in whole minor units by the
+largest-remainder method, so the shares always add up to the part exactly: every community first
+gets the floor of its exact share, and the cents left over go one each to the largest fractional
+remainders (ties to the community id that sorts first). Weights:
 
 - ``proportional``: the community's direct cost in the pool's scope (zero if none or negative);
 - ``even``: one each; ``fixed``: the configured percentage;
 - ``metric``: the community's value of the metric this month (zero if it has none).
 
 A community that gets nothing because its weight is zero is reported; a pool with cost but no
-weight at all cannot be split and stops the run (a pool whose cost rounds to zero gives zeros).
+weight at all cannot be split and stops the run (a part whose cost rounds to zero gives zeros).
 """
 
 from __future__ import annotations
@@ -23,19 +25,24 @@ from .config import Config, SharedPool
 from .errors import DataError
 from .metrics import Metrics
 from .money import ZERO, minor_unit, quantize
-from .records import Attributed, Month
+from .records import TAX, Attributed, Month
+
+COSTS = "costs"  # Share.part of everything in a pool but its tax
 
 
 class Share(NamedTuple):
-    """One community's part of one pool.
+    """One community's share of one part of one pool.
 
     Attributes:
         pool: pool id.
         community: community id.
         currency: currency of the pool's costs.
-        amount: the part, in the currency's minor unit.
-        weight: what the part is proportional to.
-        pool_total: the pool's cost at full precision (the parts add up to it rounded).
+        amount: the share, in the currency's minor unit.
+        weight: what the share is proportional to.
+        pool_total: the cost of this part of the pool at full precision (the shares add up to it
+            rounded).
+        part: ``"tax"`` for the provider's tax on the pool's rows, ``"costs"`` for everything else
+            (usage, credits, adjustments, ...).
     """
 
     pool: str
@@ -44,6 +51,7 @@ class Share(NamedTuple):
     amount: Decimal
     weight: Decimal
     pool_total: Decimal
+    part: str = COSTS
 
     def percent(self, weights_total: Decimal) -> Decimal:
         return self.weight * 100 / weights_total if weights_total else ZERO
@@ -97,28 +105,35 @@ def _same_accounts(accounts: set[tuple[str, str]]) -> Callable:
 
 def allocate(config: Config, attributed: tuple[Attributed, ...], month: Month,
              metrics: Metrics) -> tuple[tuple[Share, ...], tuple[str, ...]]:
-    """Every pool's shares, and a warning for each community a pool gives nothing."""
+    """Every pool's shares, costs then tax for each pool and currency, and a warning for each
+    community a pool gives nothing."""
     shares: list[Share] = []
     warnings: list[str] = []
     for pool in config.shared_pools:
         rows = [a for a in attributed if a.bucket.kind == "shared" and a.bucket.name == pool.id]
         for currency in sorted({a.row.currency for a in rows}):
             in_currency = [a for a in rows if a.row.currency == currency]
-            total = sum((a.row.net for a in in_currency), ZERO)
             weights = _weights(pool, in_currency, attributed, currency, metrics)
-            if sum(weights.values(), ZERO) <= 0 and quantize(total, currency) == 0:
-                shares += [Share(pool.id, c, currency, quantize(ZERO, currency), ZERO, total) for c in pool.communities]
-                continue
-            if sum(weights.values(), ZERO) <= 0:
-                raise DataError(
-                    f"shared pool {pool.id!r} has {quantize(total, currency)} {currency} of cost in {month} but "
-                    f"nothing to split it by ({pool.split}: every community's weight is zero); "
-                    "change its split or its communities")
-            parts = largest_remainder(total, weights, currency)
-            for community in pool.communities:
-                if weights[community] == 0:
-                    why = {"metric": f"has no {pool.metric} in {metrics.path}",
-                           "proportional": "has no direct cost in the pool's scope"}.get(pool.split, "has weight 0")
-                    warnings.append(f"{community} gets no share of shared pool {pool.id!r} in {month}: it {why}")
-                shares.append(Share(pool.id, community, currency, parts[community], weights[community], total))
+            for part in (COSTS, TAX):
+                in_part = [a for a in in_currency if (a.row.charge_type == TAX) == (part == TAX)]
+                if in_part:
+                    shares += _split(pool, part, currency, sum((a.row.net for a in in_part), ZERO), weights, month)
+            if sum(weights.values(), ZERO) > 0:
+                why = {"metric": f"has no {pool.metric} in {metrics.path}",
+                       "proportional": "has no direct cost in the pool's scope"}.get(pool.split, "has weight 0")
+                warnings += [f"{c} gets no share of shared pool {pool.id!r} in {month}: it {why}"
+                             for c in pool.communities if weights[c] == 0]
     return tuple(shares), tuple(warnings)
+
+
+def _split(pool: SharedPool, part: str, currency: str, total: Decimal, weights: Mapping[str, Decimal],
+           month: Month) -> list[Share]:
+    if sum(weights.values(), ZERO) <= 0:
+        if quantize(total, currency) == 0:
+            return [Share(pool.id, c, currency, quantize(ZERO, currency), ZERO, total, part) for c in pool.communities]
+        raise DataError(
+            f"shared pool {pool.id!r} has {quantize(total, currency)} {currency} of "
+            f"{'tax' if part == TAX else 'cost'} in {month} but nothing to split it by ({pool.split}: every "
+            "community's weight is zero); change its split or its communities")
+    amounts = largest_remainder(total, weights, currency)
+    return [Share(pool.id, c, currency, amounts[c], weights[c], total, part) for c in pool.communities]

@@ -1,8 +1,9 @@
 """Attribution: ordered rules put every cost row in exactly one bucket; the first match wins.
 
 Buckets: a community, a shared pool (split among communities later, by ``allocation``), absorbed
-(the organisation's own cost), or ``unattributed`` for a row no rule matches: it is never
-dropped, and it is reported.
+(the organisation's own cost), or, for a row no rule matches, ``rounding`` if it is one of the
+provider's rounding rows (carried by the organisation, like absorbed cost) and ``unattributed``
+otherwise: it is never dropped, and it is reported.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Callable, Iterable, NamedTuple, Sequence
 
 from .config import Match, Rule
-from .records import UNATTRIBUTED, Attributed, Bucket, CostRow
+from .records import PROVIDER_ROUNDING, ROUNDING, UNATTRIBUTED, Attributed, Bucket, CostRow
 
 
 class _Compiled(NamedTuple):
@@ -29,11 +30,12 @@ def bucket_of(rule: Rule) -> Bucket:
 
 
 def _compile(match: Match, bucket: Bucket = UNATTRIBUTED) -> _Compiled:
+    """``gcp_project: null`` becomes ``""``, the project of rows that have none (GCP rounding)."""
     accounts = match.gcp_project if match.provider == "gcp" else match.aws_account
     labels = match.gcp_label if match.provider == "gcp" else match.aws_tag
     return _Compiled(
         provider=match.provider,
-        accounts=frozenset(accounts) if accounts is not None else None,
+        accounts=frozenset("" if a is None else a for a in accounts) if accounts is not None else None,
         labels=tuple((key, frozenset(values)) for key, values in sorted((labels or {}).items())),
         bucket=bucket,
     )
@@ -54,7 +56,8 @@ def _matches(rule: _Compiled, row: CostRow) -> bool:
 
 
 def attribute(rows: Iterable[CostRow], rules: Iterable[Rule]) -> tuple[Attributed, ...]:
-    """Give each row the bucket of the first rule that matches it, else ``unattributed``."""
+    """Give each row the bucket of the first rule that matches it; else the provider's rounding
+    rows go to ``rounding`` and any other row to ``unattributed``."""
     compiled = [_compile(rule.match, bucket_of(rule)) for rule in rules]
     attributed = []
     for row in rows:
@@ -63,7 +66,8 @@ def attribute(rows: Iterable[CostRow], rules: Iterable[Rule]) -> tuple[Attribute
                 attributed.append(Attributed(row, rule.bucket, index))
                 break
         else:
-            attributed.append(Attributed(row, UNATTRIBUTED, None))
+            attributed.append(Attributed(row, PROVIDER_ROUNDING if row.charge_type == ROUNDING else UNATTRIBUTED,
+                                         None))
     return tuple(attributed)
 
 
@@ -80,7 +84,10 @@ def describe(match: Match) -> str:
     else:
         what, where = "AWS", match.aws_account
         noun, conditions = "account", match.aws_tag
-    text = f"{what} {noun} {_values(where)}" if where else f"{what} costs"
+    named = [w for w in where or [] if w is not None]
+    text = f"{what} {noun} {_values(named)}" if named else f"{what} costs"
+    if where and None in where:  # only GCP: its rounding rows have no project
+        text += (" and costs" if named else "") + " without a project (provider rounding)"
     if conditions:
         text += " where " + " and ".join(f"{k} is {_values(v)}" for k, v in sorted(conditions.items()))
     return text

@@ -10,10 +10,11 @@ In order, for one community and month:
    differs, every cloud amount is converted at the month's rate from the config, and the invoice
    says which rate it used.
 3. **Cloud costs, passed through at cost**: one line per provider and service (the provider's
-   tax on its own line), then one line per shared pool share. Credits of the types the contract
-   withholds do not reduce the bill. Then, as their own lines: the markup (a percentage of the
-   cloud lines), and, when the cloud costs exceed the contract's monthly limit and it caps them,
-   the part above the limit as a reduction. Exceeding the limit is flagged either way.
+   tax on its own line), then one line per share of a shared pool (a share of the pool's tax on
+   its own line, after the pool's other costs). Credits of the types the contract withholds do
+   not reduce the bill. Then, as their own lines: the markup (a percentage of the cloud lines),
+   and, when the cloud costs exceed the contract's monthly limit and it caps them, the part above
+   the limit as a reduction. Exceeding the limit is flagged either way.
 4. **Fees**: flat fees (prorated), graduated tiered fees on a metric (each tier prices the units
    that fall in it; optionally capped), percentages of other fees (of their prorated amounts),
    and a true-up line when cloud costs and fees together are below the monthly minimum (each
@@ -22,9 +23,17 @@ In order, for one community and month:
    more than the subtotal.
 6. **Tax**: the contract's rate on the subtotal after discounts.
 
-Rounding: every amount is kept at full precision until it becomes a line; each line's amount is
-rounded half-up to the currency's minor unit, and every total is a sum of rounded lines. A cloud
-line shows its cost rounded the same way and its credits as ``amount - cost``, so it adds up.
+Rounding: every amount is kept at full precision until it becomes a line, and every total is a
+sum of rounded lines. The cloud lines passed through at cost (step 3 before the markup, after
+any conversion) are rounded together, so that a community's invoiced cloud costs are its exact
+cloud cost rounded once: their amounts are rounded half-up to the currency's minor unit, then
+single minor units move to the lines rounding moved furthest until they add up to the exact total
+rounded half-up (``money.round_to_total``, largest remainder; no line moves more than one minor
+unit). Their costs add up to the exact cost total rounded once in the same way, and the credits
+shown are ``amount - cost``, so each line adds up; a line without credits (a share, a tax line)
+keeps its cost equal to its amount, so that rounding never shows a credit the provider did not
+give, and the other lines' costs share out the rest. Every other line's amount is rounded
+half-up on its own.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from .allocation import Share
 from .config import Community, Config, Contract, FlatFee, PercentFee, TieredFee
 from .errors import ConfigError, DataError
 from .metrics import Metrics
-from .money import ZERO, format_amount, quantize
+from .money import ZERO, format_amount, quantize, round_to_total
 from .records import PROVIDER_NAMES, TAX, Attributed, Invoice, InvoiceLine, Month
 
 TAX_SERVICE = "Tax"
@@ -53,6 +62,22 @@ def contracts_in_force(community: Community, month: Month) -> list[InForce]:
     """The contracts in force for some days of ``month``, in date order."""
     found = [InForce(c, c.days_in(month.first_day, month.last_day)) for c in community.all_contracts]
     return sorted((f for f in found if f.days), key=lambda f: f.contract.start or dt.date.min)
+
+
+def withheld_credit_types(community: Community, month: Month) -> frozenset[str]:
+    """The credit types the contract governing ``month`` keeps with the organisation."""
+    in_force = contracts_in_force(community, month)
+    return frozenset(in_force[-1].contract.cloud.withhold_credits) if in_force else frozenset()
+
+
+class _PassedThrough(NamedTuple):
+    """A cloud line passed through at cost, before rounding (in the invoice's currency)."""
+
+    description: str
+    provider: str
+    service: str
+    cost: Decimal
+    amount: Decimal
 
 
 def _pct(value: Decimal) -> str:
@@ -110,7 +135,7 @@ class _Pricer:
 
     def cloud(self, direct: Sequence[Attributed], shares: Sequence[Share]) -> None:
         terms = self.governing.cloud
-        withheld = set(terms.withhold_credits)
+        withheld = withheld_credit_types(self.community, self.month)
         sums: dict[tuple[str, str, str], list[Decimal]] = {}
         for item in direct:
             row = item.row
@@ -118,22 +143,28 @@ class _Pricer:
             entry = sums.setdefault((row.provider, service, row.currency), [ZERO, ZERO])
             entry[0] += row.cost
             entry[1] += sum((amount for kind, amount in row.credits if kind not in withheld), ZERO)
+        lines = []
         for (provider, service, currency), (cost, credits) in sorted(sums.items(), key=_cloud_order):
             rate = self.rate(currency)
-            self.add("cloud", f"{PROVIDER_NAMES[provider]}: {service}", (cost + credits) * rate,
-                     provider, service, cost=cost * rate)
+            lines.append(_PassedThrough(f"{PROVIDER_NAMES[provider]}: {service}", provider, service,
+                                        cost * rate, (cost + credits) * rate))
         if withheld and any(kind in withheld for item in direct for kind, _ in item.row.credits):
             self.notes.append(f"Credits of these types stay with {self.config.organisation.name} and do not "
                               f"reduce this invoice: {', '.join(sorted(withheld))}.")
 
         for share in shares:
             pool = self.config.pool(share.pool)
-            weights = sum(s.weight for s in self.all_shares if s.pool == share.pool and s.currency == share.currency)
+            weights = sum(s.weight for s in self.all_shares
+                          if (s.pool, s.currency, s.part) == (share.pool, share.currency, share.part))
             basis = {"proportional": "in proportion to direct cost", "even": "equal parts",
                      "fixed": "agreed share", "metric": f"by {pool.metric}"}[pool.split]
-            self.add("cloud", f"Shared: {pool.description} ({share.percent(weights).quantize(Decimal('0.1'))}% of "
-                     f"{format_amount(share.pool_total, share.currency)} {share.currency}, {basis})",
-                     share.amount * self.rate(share.currency))
+            label, service = ("Shared tax", TAX_SERVICE) if share.part == TAX else ("Shared", "")
+            amount = share.amount * self.rate(share.currency)
+            lines.append(_PassedThrough(
+                f"{label}: {pool.description} ({share.percent(weights).quantize(Decimal('0.1'))}% of "
+                f"{format_amount(share.pool_total, share.currency)} {share.currency}, {basis})",
+                "", service, amount, amount))
+        self.pass_through(lines)
 
         passed = self.total("cloud")
         if terms.markup_percent:
@@ -145,6 +176,19 @@ class _Pricer:
             if terms.cap_at_limit:
                 self.add("cloud", f"Cloud costs above the monthly limit of {self.money(terms.limit)} (not charged)",
                          terms.limit - charged)
+
+    def pass_through(self, lines: Sequence[_PassedThrough]) -> None:
+        """Add the lines passed through at cost, rounded together (see the module docstring)."""
+        amounts = round_to_total([line.amount for line in lines], self.currency,
+                                 self.q(sum((line.amount for line in lines), ZERO)))
+        costs = [amount if line.cost == line.amount else None for line, amount in zip(lines, amounts)]
+        credited = [i for i, cost in enumerate(costs) if cost is None]
+        rest = self.q(sum((line.cost for line in lines), ZERO)) - sum((c for c in costs if c is not None), ZERO)
+        for i, cost in zip(credited, round_to_total([lines[i].cost for i in credited], self.currency, rest)):
+            costs[i] = cost
+        for line, cost, amount in zip(lines, costs, amounts):
+            self.lines.append(InvoiceLine("cloud", line.description, line.provider, line.service, cost,
+                                          amount - cost, amount))
 
     # --- fees ----------------------------------------------------------------------------------
 

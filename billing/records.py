@@ -120,8 +120,12 @@ class Bucket(NamedTuple):
     """Where a cost row ends up. Every row ends in exactly one bucket.
 
     Attributes:
-        kind: ``"community"``, ``"shared"``, ``"absorbed"`` or ``"unattributed"``.
-        name: the community or pool id; ``""`` for unattributed.
+        kind: ``"community"``, ``"shared"``, ``"absorbed"``, ``"rounding"`` (the provider's own
+            rounding rows, such as GCP's rounding_error, when no rule matches them: carried by the
+            organisation like absorbed cost, never invoiced, and not unattributed) or
+            ``"unattributed"``.
+        name: the community or pool id, or the reason a cost is absorbed; ``""`` for rounding
+            and unattributed.
     """
 
     kind: str
@@ -129,6 +133,7 @@ class Bucket(NamedTuple):
 
 
 UNATTRIBUTED = Bucket("unattributed")
+PROVIDER_ROUNDING = Bucket("rounding")
 
 
 class Attributed(NamedTuple):
@@ -152,11 +157,17 @@ class InvoiceLine(NamedTuple):
         section: ``"cloud"`` (passed through at cost, shared costs, markup, a cap), ``"fees"``,
             ``"discounts"`` or ``"tax"``.
         description: what a finance reader sees.
-        provider: for cloud lines, ``"gcp"`` or ``"aws"``; ``""`` otherwise.
-        service: for cloud lines, the provider's service; ``""`` otherwise.
-        cost: cost before credits, rounded half-up; the fee for fee lines.
+        provider: for a provider's own lines, ``"gcp"`` or ``"aws"``; ``""`` otherwise (shared
+            lines too).
+        service: for a provider's own lines, its service (``"Tax"`` for its tax); ``"Tax"`` for a
+            share of a pool's tax; ``""`` otherwise.
+        cost: cost before credits; the fee for fee lines.
         credits: ``amount - cost`` (credits are negative); zero for fee lines.
-        amount: what the line charges: the full-precision cost plus credits, rounded half-up.
+        amount: what the line charges. The cloud lines passed through at cost (a provider's
+            lines and shared lines) are rounded together, so that their amounts add up to their
+            exact total rounded half-up once, and so are their costs (largest remainder: a line
+            can be one minor unit off its own rounding); every other line is its full-precision
+            amount rounded half-up.
     """
 
     section: str
@@ -227,9 +238,22 @@ class Invoice(NamedTuple):
 
 
 class ReconciliationRow(NamedTuple):
-    """Per provider, billing account and month: where the source total went.
+    """Per provider, billing account and month: where the source total went, and what the
+    invoices passed through of it.
 
-    All amounts are at full precision; ``difference`` is what no bucket received and must be zero.
+    Attributes:
+        provider, billing_account, invoice_month, currency: as in ``CostRow``.
+        source_total: what the source says it bills, at full precision.
+        attributed, shared, absorbed, unattributed, provider_rounding: the net cost of the rows
+            in each kind of bucket (community, shared pool, absorbed, unattributed, the
+            provider's rounding), at full precision.
+        invoiced: what the invoices pass through from this account, in its currency and in
+            whole minor units: each community's direct cost rounded once and each part of each
+            shared pool rounded once, allocated back to accounts by largest remainder. For a
+            community invoiced in another currency, its direct cost rounded once before
+            conversion.
+        credits_withheld: credits that contracts keep with the organisation (``withhold_credits``),
+            as a positive amount: the invoices pass through that much more than was attributed.
     """
 
     provider: str
@@ -241,10 +265,20 @@ class ReconciliationRow(NamedTuple):
     shared: Decimal
     absorbed: Decimal
     unattributed: Decimal
+    provider_rounding: Decimal = ZERO
+    invoiced: Decimal = ZERO
+    credits_withheld: Decimal = ZERO
 
     @property
     def difference(self) -> Decimal:
-        return self.source_total - (self.attributed + self.shared + self.absorbed + self.unattributed)
+        """What no bucket received; must round to zero."""
+        return self.source_total - (self.attributed + self.shared + self.absorbed + self.unattributed
+                                    + self.provider_rounding)
+
+    @property
+    def invoice_rounding(self) -> Decimal:
+        """What rounding the invoices added: ``invoiced - (attributed + shared + credits_withheld)``."""
+        return self.invoiced - (self.attributed + self.shared + self.credits_withheld)
 
 
 class SourceTotal(NamedTuple):

@@ -1,5 +1,6 @@
 """Shared pools: split exactly, by each kind of weight, whatever the order of the input."""
 
+import csv
 from decimal import Decimal
 
 import pytest
@@ -13,6 +14,7 @@ from billing.metrics import Metrics
 from billing.money import quantize
 from billing.reconciliation import check, reconcile
 from billing.records import Month, SourceTotal
+from billing.render.csv_files import write_shared_allocation
 
 from builders import cost_row
 
@@ -134,6 +136,39 @@ def test_a_pool_with_cost_but_no_weight_stops_the_run(tmp_path):
 def test_a_missing_metrics_file_is_named(tmp_path):
     with pytest.raises(DataError, match=f"metrics file {tmp_path / '2022-09.csv'} not found"):
         shares_of({"split": "metric", "metric": "mem"}, metrics=str(tmp_path / "{month}.csv"))
+
+
+def test_a_pools_tax_is_split_on_its_own_with_the_same_weights(tmp_path):
+    cfg = config_with([{"id": "overhead", "description": "Overhead", "communities": HUBS, "split": "proportional"}],
+                      HUB_RULES + [OVERHEAD])
+    tax = cost_row(account="shared", service="Kubernetes Engine", charge_type="tax", cost="1.005")
+    attributed = attribute(rows()[:3] + rows()[4:] + [tax], cfg.attribution)
+    shares, _ = allocate(cfg, attributed, SEPTEMBER, Metrics(None, SEPTEMBER))
+    # weights a 30, b 60, c 0 in both parts. The pool's other costs, 70 + 30.01 = 100.01: 33.34, 66.67,
+    # 0.00 (as above). Its tax, 1.005 -> 1.01, is 101 cents: 33.67 and 67.33, floors 33 and 67, and
+    # the cent left goes to a's larger remainder
+    assert [(s.part, s.community, s.amount, s.pool_total) for s in shares] == [
+        ("costs", "a", Decimal("33.34"), Decimal("100.01")), ("costs", "b", Decimal("66.67"), Decimal("100.01")),
+        ("costs", "c", Decimal("0.00"), Decimal("100.01")),
+        ("tax", "a", Decimal("0.34"), Decimal("1.005")), ("tax", "b", Decimal("0.67"), Decimal("1.005")),
+        ("tax", "c", Decimal("0.00"), Decimal("1.005"))]
+
+    write_shared_allocation(tmp_path / "shared-allocation.csv", shares, cfg)
+    with (tmp_path / "shared-allocation.csv").open(newline="") as handle:
+        table = [(r["part"], r["pool_total"], r["community_id"], r["share_percent"], r["amount"])
+                 for r in csv.DictReader(handle)]
+    assert table == [("costs", "100.01", "a", "33.3333", "33.34"), ("costs", "100.01", "b", "66.6667", "66.67"),
+                     ("costs", "100.01", "c", "0.0000", "0.00"),
+                     ("tax", "1.005", "a", "33.3333", "0.34"), ("tax", "1.005", "b", "66.6667", "0.67"),
+                     ("tax", "1.005", "c", "0.0000", "0.00")]
+
+
+def test_a_pool_of_tax_alone_has_no_costs_part():
+    cfg = config_with([{"id": "overhead", "description": "Overhead", "communities": HUBS, "split": "even"}],
+                      HUB_RULES + [OVERHEAD])
+    attributed = attribute([cost_row(account="shared", charge_type="tax", cost="0.03")], cfg.attribution)
+    shares, _ = allocate(cfg, attributed, SEPTEMBER, Metrics(None, SEPTEMBER))
+    assert [(s.part, s.amount) for s in shares] == [("tax", Decimal("0.01"))] * 3
 
 
 # --- reconciliation holds for random configurations ---------------------------------------------

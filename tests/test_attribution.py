@@ -68,3 +68,30 @@ def test_scope_names_each_rule_that_matched_once_in_rule_order():
     assert scope(attribute(rows, RULES), RULES) == (
         "Google Cloud project shared where k8s-namespace is paleohack",
         "AWS account 333333333333 where 2i2c:hub-name is lis")
+
+
+def test_gcp_project_null_matches_the_rows_without_a_project():
+    rules = [rule("ours", gcp_project=None), rule("mixed", gcp_project=[None, "p"])]
+    rounding = cost_row(account="", charge_type="rounding", cost="0.01")
+    in_p, elsewhere = cost_row(account="p"), cost_row(account="q")
+    assert [(a.bucket, a.rule) for a in attribute([rounding, in_p, elsewhere], rules)] == [
+        (Bucket("community", "ours"), 0), (Bucket("community", "mixed"), 1), (UNATTRIBUTED, None)]
+    assert [a.rule for a in attribute([rounding, cost_row(provider="aws", account="")], rules[1:])] == [0, None]
+
+
+def test_describe_names_costs_without_a_project_as_provider_rounding():
+    assert describe(rule("x", gcp_project=None).match) == "Google Cloud costs without a project (provider rounding)"
+    assert describe(rule("x", gcp_project=[None, "p"]).match) == (
+        "Google Cloud project p and costs without a project (provider rounding)")
+
+
+def test_provider_rounding_rows_no_rule_matches_are_their_own_bucket_not_unattributed():
+    rounding = cost_row(account="", service="Invoice", charge_type="rounding", cost="-0.00349")
+    untagged = cost_row(account="")
+    assert buckets([rounding, untagged]) == [(Bucket("rounding"), None), (UNATTRIBUTED, None)]
+
+
+def test_a_rule_that_matches_a_rounding_row_still_wins():
+    rounding = cost_row(account="", service="Invoice", charge_type="rounding", cost="-0.00349")
+    [item] = attribute([rounding], [rule("hub", gcp_label={NS: None})])  # rows without a namespace
+    assert (item.bucket, item.rule) == (Bucket("community", "hub"), 0)

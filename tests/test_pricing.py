@@ -7,11 +7,13 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from billing.allocation import Share
 from billing.config import Config
 from billing.errors import ConfigError, DataError
 from billing.metrics import Metrics
+from billing.money import quantize
 from billing.pricing import price_invoice
 from billing.records import Attributed, Bucket, Month
 
@@ -95,6 +97,93 @@ def test_shared_pool_shares_are_cloud_lines():
     share = Share("gke", "hub", "USD", D("12.34"), D(1), D("12.3449"))
     invoice = price(config(pools=[pool]), shares=[share])
     assert lines(invoice) == [("cloud", "Shared: GKE overhead (100.0% of 12.34 USD, equal parts)", D("12.34"))]
+
+
+def test_shared_tax_is_its_own_line_after_the_pools_other_costs():
+    pool = {"id": "gke", "description": "GKE overhead", "split": "proportional", "communities": ["hub"]}
+    mine = [Share("gke", "hub", "USD", D("2.50"), D(1), D("10.00")),
+            Share("gke", "hub", "USD", D("0.25"), D(1), D("1.001"), "tax")]
+    theirs = [Share("gke", "other", "USD", D("7.50"), D(3), D("10.00")),
+              Share("gke", "other", "USD", D("0.75"), D(3), D("1.001"), "tax")]
+    cfg = config(pools=[pool])
+    invoice = price_invoice(cfg, cfg.communities[0], SEPTEMBER, [], mine, mine + theirs, Metrics(None, SEPTEMBER))
+    # weights 1 and 3 in each part: 25% of each, not 1 of the 8 the two parts weigh together
+    assert [(l.description, l.service, l.amount) for l in invoice.lines] == [
+        ("Shared: GKE overhead (25.0% of 10.00 USD, in proportion to direct cost)", "", D("2.50")),
+        ("Shared tax: GKE overhead (25.0% of 1.00 USD, in proportion to direct cost)", "Tax", D("0.25"))]
+
+
+# --- cloud costs are rounded once ----------------------------------------------------------------
+
+def test_cloud_lines_add_up_to_the_exact_cloud_cost_rounded_once():
+    invoice = price(config(), cost_row(service="Cloud Storage", cost="1.004"),
+                    cost_row(service="Compute Engine", cost="2.0045"), cost_row(service="Networking", cost="3.003"))
+    # exact 6.0115 -> 6.01; alone each would round down (6.00): the cent goes to the largest
+    # remainder, Compute Engine's .0045
+    assert [l.amount for l in invoice.lines] == [D("1.00"), D("2.01"), D("3.00")]
+    assert invoice.cloud_costs == D("6.01")
+
+
+def test_many_small_lines_do_not_drift_from_the_exact_total():
+    """The issue's case: each line rounded on its own, 21 service lines lost cents."""
+    invoice = price(config(), *(cost_row(service=f"Service {n:02d}", cost="0.534") for n in range(1, 22)))
+    # 21 x 0.534 = 11.214 -> 11.21, where 21 x 0.53 would be 11.13; the remainders are equal, so
+    # the 8 cents go to the first 8 lines
+    assert [l.amount for l in invoice.lines] == [D("0.54")] * 8 + [D("0.53")] * 13
+    assert invoice.cloud_costs == D("11.21")
+
+
+def test_costs_add_up_too_and_a_line_without_credits_never_shows_one():
+    invoice = price(config(), cost_row(service="Cloud Storage", cost="2.004"),
+                    cost_row(service="Compute Engine", cost="10.003", credits=[("SUSTAINED_USAGE_DISCOUNT", "-1.0075")]))
+    storage, compute = invoice.lines
+    # amounts 2.004 + 8.9955 = 10.9995 -> 11.00 = 2.00 + 9.00; costs 2.004 + 10.003 = 12.007 -> 12.01.
+    # Storage has no credits, so its cost stays its amount, 2.00, and Compute Engine's cost takes
+    # the rest: 10.01, credits 9.00 - 10.01 = -1.01
+    assert (storage.cost, storage.credits, storage.amount) == (D("2.00"), D("0.00"), D("2.00"))
+    assert (compute.cost, compute.credits, compute.amount) == (D("10.01"), D("-1.01"), D("9.00"))
+
+
+CONTRACT_CURRENCIES = {"USD": None, "CAD": D("1.3543"), "JPY": D("144.71")}
+line_amounts = st.decimals(min_value=-1000, max_value=10000, places=6, allow_nan=False, allow_infinity=False)
+credit_amounts = st.one_of(st.just(D(0)), st.decimals(min_value=-1000, max_value=0, places=6, allow_nan=False,
+                                                       allow_infinity=False))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(line_amounts, credit_amounts, st.booleans()), min_size=1, max_size=25),
+       st.lists(st.decimals(min_value=-100, max_value=1000, places=2, allow_nan=False, allow_infinity=False),
+                max_size=3),
+       st.sampled_from(sorted(CONTRACT_CURRENCIES)))
+def test_cloud_lines_always_add_up_to_the_exact_total_rounded_once(groups, share_amounts, currency):
+    rate = CONTRACT_CURRENCIES[currency]
+    pools = [{"id": f"p{n}", "description": f"Pool {n}", "split": "even", "communities": ["hub"]}
+             for n in range(len(share_amounts))]
+    cfg = config({"currency": currency}, pools=pools,
+                 rates=[{"month": "2022-09", "from": "USD", "to": currency, "rate": rate}] if rate else [])
+    rows = [cost_row(service=f"Service {n:02d}", cost=str(cost),
+                     credits=[("SUSTAINED_USAGE_DISCOUNT", str(credit))] if credit else [],
+                     charge_type="tax" if tax and n == 0 else "usage")
+            for n, (cost, credit, tax) in enumerate(groups)]
+    shares = [Share(f"p{n}", "hub", "USD", amount, D(1), amount) for n, amount in enumerate(share_amounts)]
+    invoice = price(cfg, *rows, shares=shares)
+    exact = {f"{row.provider}{row.service}{row.charge_type}": (row.cost * (rate or 1), row.net * (rate or 1))
+             for row in rows}
+    exact = [exact[key] for key in sorted(exact)]  # not in the invoice's order: only sums below
+    exact_shares = [(s.amount * (rate or 1),) * 2 for s in shares]
+    unit = D(1) if currency == "JPY" else D("0.01")
+    assert invoice.cloud_costs == quantize(sum(a for _, a in exact + exact_shares), currency)
+    assert sum(l.cost for l in invoice.lines) == quantize(sum(c for c, _ in exact + exact_shares), currency)
+    passed = {l.description: l for l in invoice.lines}
+    for row in rows:
+        line = passed["Google Cloud: " + ("Tax" if row.charge_type == "tax" else row.service)]
+        assert abs(line.amount - quantize(row.net * (rate or 1), currency)) <= unit
+        assert line.cost + line.credits == line.amount
+        if not row.credits:
+            assert line.credits == 0
+    for share, line in zip(shares, invoice.lines[len(rows):]):
+        assert abs(line.amount - quantize(share.amount * (rate or 1), currency)) <= unit
+        assert line.cost == line.amount
 
 
 # --- fees ---------------------------------------------------------------------------------------
@@ -215,9 +304,13 @@ def test_another_currency_converts_cloud_costs_at_the_months_rate_and_says_so():
     assert invoice.currency == "CAD"
     assert lines(invoice) == [
         ("cloud", "Google Cloud: Compute Engine", D("121.89")),   # 90 x 1.3543 = 121.887
-        ("cloud", "Shared: Pool (100.0% of 10.01 USD, equal parts)", D("13.56")),  # 13.556543
+        # 10.01 x 1.3543 = 13.556543; the two add up to 135.443543, rounded once 135.44, so the
+        # line rounding moved furthest (13.556543 up to 13.56, by .003457) gives back the cent
+        ("cloud", "Shared: Pool (100.0% of 10.01 USD, equal parts)", D("13.55")),
         ("fees", "Fee", D("200.00"))]                              # already in CAD
-    assert invoice.lines[0].cost == D("135.43")
+    # costs 135.43 + 13.556543 = 148.986543 -> 148.99; the share has no credits, so its cost stays
+    # its amount, 13.55, and Compute Engine's cost is the rest: 135.44, credits 121.89 - 135.44
+    assert (invoice.lines[0].cost, invoice.lines[0].credits) == (D("135.44"), D("-13.55"))
     assert invoice.notes == ("Cloud costs in USD are converted at 1 USD = 1.3543 CAD, the rate for September 2022.",)
 
 

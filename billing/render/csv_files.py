@@ -4,7 +4,8 @@ Invoice files (``invoice-register.csv``, ``invoice-lines.csv``) carry the rounde
 on the invoices. Detail files (``cost-detail.csv``, ``unattributed.csv``) carry full-precision
 amounts, so that sums over them are exact. ``reconciliation.csv`` rounds its columns to the
 cent so that the buckets add up to the source total as printed (a cent of rounding goes to the
-bucket rounding moved most); its ``difference`` is computed at full precision before rounding.
+bucket rounding moved most); its ``difference`` is computed at full precision before rounding,
+and its ``invoice_rounding`` is what makes ``invoiced`` add up as printed.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ UNATTRIBUTED_COLUMNS = ("invoice_month", "provider", "billing_account", "project
                         "charge_type", "labels", "currency", "cost", "credits", "net", "source")
 ABSORBED_COLUMNS = ("invoice_month", "reason", "provider", "billing_account", "project_or_account", "service",
                     "charge_type", "labels", "currency", "cost", "credits", "net", "source")
-SHARED_COLUMNS = ("pool", "description", "split", "currency", "pool_total", "community_id", "weight",
+SHARED_COLUMNS = ("pool", "description", "split", "part", "currency", "pool_total", "community_id", "weight",
                   "share_percent", "amount")
 RECONCILIATION_COLUMNS = ("provider", "billing_account", "invoice_month", "currency", "source_total",
-                          "attributed", "shared", "absorbed", "unattributed", "difference")
+                          "attributed", "shared", "absorbed", "unattributed", "provider_rounding", "difference",
+                          "invoiced", "credits_withheld", "invoice_rounding")
 
 
 def exact(amount: Decimal) -> str:
@@ -108,25 +110,29 @@ def write_absorbed(path: Path, attributed: Sequence[Attributed]) -> None:
 
 
 def write_shared_allocation(path: Path, shares: Sequence[Share], config: Config) -> None:
-    """How each shared pool was split: the pool, its total, each community's weight and part."""
-    weights: dict[tuple[str, str], Decimal] = {}
+    """How each shared pool was split: the pool, the total of each of its parts (its tax, and the
+    rest), each community's weight and share."""
+    weights: dict[tuple[str, str, str], Decimal] = {}
     for share in shares:
-        weights[(share.pool, share.currency)] = weights.get((share.pool, share.currency), ZERO) + share.weight
+        key = (share.pool, share.currency, share.part)
+        weights[key] = weights.get(key, ZERO) + share.weight
     _write(path, SHARED_COLUMNS, (
-        (s.pool, config.pool(s.pool).description, config.pool(s.pool).split, s.currency, exact(s.pool_total),
-         s.community, format(s.weight.normalize(), "f"), f"{s.percent(weights[(s.pool, s.currency)]):.4f}",
-         plain_amount(s.amount, s.currency))
+        (s.pool, config.pool(s.pool).description, config.pool(s.pool).split, s.part, s.currency,
+         exact(s.pool_total), s.community, format(s.weight.normalize(), "f"),
+         f"{s.percent(weights[(s.pool, s.currency, s.part)]):.4f}", plain_amount(s.amount, s.currency))
         for s in shares))
 
 
 def write_reconciliation(path: Path, rows: Sequence[ReconciliationRow]) -> None:
-    """Each account's buckets, rounded so that they add up to the source total as printed."""
+    """Each account's buckets, rounded so that they add up to the source total as printed, and
+    what the invoices passed through, with the rounding that makes it add up as printed."""
 
     def printed(r: ReconciliationRow) -> list[Decimal]:
         source, difference = quantize(r.source_total, r.currency), quantize(r.difference, r.currency)
-        buckets = round_to_total([r.attributed, r.shared, r.absorbed, r.unattributed], r.currency,
-                                 source - difference)
-        return [source, *buckets, difference]
+        buckets = round_to_total([r.attributed, r.shared, r.absorbed, r.unattributed, r.provider_rounding],
+                                 r.currency, source - difference)
+        invoiced, withheld = quantize(r.invoiced, r.currency), quantize(r.credits_withheld, r.currency)
+        return [source, *buckets, difference, invoiced, withheld, invoiced - (buckets[0] + buckets[1] + withheld)]
 
     _write(path, RECONCILIATION_COLUMNS, (
         (r.provider, r.billing_account, r.invoice_month, r.currency,
