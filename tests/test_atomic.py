@@ -3,7 +3,6 @@
 The kills are real (SIGKILL to another process at a random instant), as are the concurrent runs.
 """
 
-import os
 import random
 import signal
 import subprocess

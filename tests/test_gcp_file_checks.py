@@ -2,10 +2,6 @@
 lost, nothing counted twice). Reconciliation cannot see any of these: it sums the rows read."""
 
 import gzip
-import json
-import shutil
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,7 +12,7 @@ from billing.collectors import gcp_files
 from billing.config import GcpExportFiles
 from billing.errors import DataError
 
-from conftest import ROOT, SEPTEMBER, export_row, september_rows, source, write_export
+from conftest import SEPTEMBER, export_row, september_rows, write_export
 
 
 def collect(path, **options):
