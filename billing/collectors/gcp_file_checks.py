@@ -76,34 +76,37 @@ def _present_but(field: str, json_kind: str, read: str = "") -> str:
             f"NOT IN ('NULL', '{json_kind}'))")
 
 
-def problem_expression() -> str:
-    """SQL over ``r`` (the row's columns) and ``line`` (its text, NULL for Parquet): the row's
-    problem code, or NULL. ``json_type`` re-reads the text only for rows whose column came out
-    NULL, so a sound row costs a few comparisons."""
+def problem_expression(text: bool = True) -> str:
+    """SQL over ``r`` (the row's columns) and, with ``text`` (NDJSON), ``line`` (the row as
+    written): the row's problem code, or NULL. ``json_type`` re-reads the text only for rows whose
+    column came out NULL, so a sound row costs a few comparisons. Parquet rows have the shape
+    their file's schema gives them, so only their values are checked."""
     finite = f"(isfinite(x) AND abs(x) < {MAX_AMOUNT})"
-    number_ok = finite.replace("x", "r.cost")
-    credit_ok = finite.replace("x", "c.amount")
     month = r"regexp_full_match(r.invoice.month, '\d{4}(0[1-9]|1[0-2])')"
-    return f"""CASE
-      WHEN r IS NULL AND coalesce(trim(line), '') = '' THEN NULL
-      WHEN r IS NULL OR (r.invoice IS NULL AND r.cost IS NULL AND coalesce(json_type(line), 'OBJECT') <> 'OBJECT')
-        THEN 'not_object'
-      WHEN {_present_but('service', 'OBJECT', '.description')} THEN 'shape:service'
-      WHEN {_present_but('project', 'OBJECT', '.id')} THEN 'shape:project'
-      WHEN {_present_but('invoice', 'OBJECT', '.month')} THEN 'shape:invoice'
-      WHEN {_present_but('labels', 'ARRAY')}
-        OR list_bool_or(list_transform(r.labels, lambda l: l.key IS NULL OR l.value IS NULL)) THEN 'shape:labels'
-      WHEN {_present_but('credits', 'ARRAY')} THEN 'shape:credits'
-      WHEN {_present_but('cost', 'NUMBER')} THEN 'shape:cost'
-      WHEN r.cost IS NOT NULL AND NOT {number_ok} THEN 'number:cost'
-      WHEN list_bool_or(list_transform(r.credits, lambda c: c.amount IS NOT NULL AND NOT {credit_ok}))
-        THEN 'number:credits'
-      WHEN r.invoice.month IS NULL OR NOT {month} THEN 'unbillable:invoice_month'
-      WHEN r.cost IS NULL THEN 'unbillable:cost'
-      WHEN list_bool_or(list_transform(r.credits, lambda c: c.amount IS NULL)) THEN 'unbillable:credit_amount'
-      WHEN r.currency IS NULL THEN 'missing:currency'
-      WHEN r.billing_account_id IS NULL THEN 'missing:billing_account_id'
-    END""".replace("'NUMBER'", "'DOUBLE', 'BIGINT', 'UBIGINT'")
+    shape = [
+        ("r IS NULL AND coalesce(trim(line), '') = ''", "NULL"),
+        ("r IS NULL OR (r.invoice IS NULL AND r.cost IS NULL AND coalesce(json_type(line), 'OBJECT') <> 'OBJECT')",
+         "'not_object'"),
+        (_present_but("service", "OBJECT", ".description"), "'shape:service'"),
+        (_present_but("project", "OBJECT", ".id"), "'shape:project'"),
+        (_present_but("invoice", "OBJECT", ".month"), "'shape:invoice'"),
+        (_present_but("labels", "ARRAY"), "'shape:labels'"),
+        (_present_but("credits", "ARRAY"), "'shape:credits'"),
+        (_present_but("cost", "NUMBER").replace("'NUMBER'", "'DOUBLE', 'BIGINT', 'UBIGINT'"), "'shape:cost'"),
+    ] if text else []
+    values = [
+        ("list_bool_or(list_transform(r.labels, lambda l: l.key IS NULL OR l.value IS NULL))", "'shape:labels'"),
+        (f"r.cost IS NOT NULL AND NOT {finite.replace('x', 'r.cost')}", "'number:cost'"),
+        (f"len(r.credits) > 0 AND list_bool_or(list_transform(r.credits, lambda c: c.amount IS NOT NULL AND NOT "
+         f"{finite.replace('x', 'c.amount')}))", "'number:credits'"),
+        (f"r.invoice.month IS NULL OR NOT {month}", "'unbillable:invoice_month'"),
+        ("r.cost IS NULL", "'unbillable:cost'"),
+        ("len(r.credits) > 0 AND list_bool_or(list_transform(r.credits, lambda c: c.amount IS NULL))",
+         "'unbillable:credit_amount'"),
+        ("r.currency IS NULL", "'missing:currency'"),
+        ("r.billing_account_id IS NULL", "'missing:billing_account_id'"),
+    ]
+    return "CASE " + " ".join(f"WHEN {condition} THEN {code}" for condition, code in shape + values) + " END"
 
 
 # --- read whole -------------------------------------------------------------------------------

@@ -110,29 +110,31 @@ def _keep_labels(label_keys: tuple[str, ...]) -> str:
 
 
 def load(connection: duckdb.DuckDBPyConnection, files: list[Path], kind: str, label_keys: tuple[str, ...]) -> None:
-    """Read every file once into ``TABLE`` and define ``VIEW``, the export's columns, over it.
+    """Read every file once into ``TABLE`` and define ``VIEW``, the export's columns, to query.
 
     Per row the table keeps: ``file`` (1-based index into ``files``), ``row_hash`` (of the row as
     written), ``bytes`` (NDJSON: the line's length, for the completeness check), ``problem``
     (``gcp_file_checks.PROBLEMS``: NULL for a sound row), ``problem_line`` (NDJSON: the text of a
-    row with a problem, to show it), ``line_number`` (Parquet: the row's number in its file), and
-    the columns the queries read.
+    row with a problem, to show it), ``line_number`` (Parquet: the row's number in its file),
+    ``invoice`` and ``blank`` (an empty line). For NDJSON it also keeps the columns the queries
+    read, parsed once, and ``VIEW`` is over the table; Parquet is columnar, so ``VIEW`` reads the
+    few columns the queries need straight from the files, which is faster than keeping them.
     """
     names = _file_list(files)
     if kind == "parquet":
-        source = (f"SELECT list_position({names}, filename)::INTEGER AS file, "
-                  "hash(*COLUMNS(* EXCLUDE (filename, file_row_number))) AS row_hash, NULL::BIGINT AS bytes, "
-                  "file_row_number + 1 AS line_number, NULL::VARCHAR AS line, "
-                  "struct_pack(billing_account_id, service := struct_pack(description := service.description), "
-                  "project := struct_pack(id := project.id), labels, cost := cost::DOUBLE, currency, "
-                  "credits := list_transform(credits, lambda c: struct_pack(amount := c.amount::DOUBLE, "
-                  "type := c.type)), invoice := struct_pack(month := invoice.month), cost_type) AS r "
-                  f"FROM read_parquet({names}, union_by_name = true, filename = true, file_row_number = true)")
-    else:
-        source = (f"SELECT list_position({names}, filename)::INTEGER AS file, hash(line) AS row_hash, "
-                  "strlen(line) AS bytes, NULL::BIGINT AS line_number, line, "
-                  f"CASE WHEN trim(line) <> '' THEN json_transform(line, {_quote(STRUCTURE)}) END AS r "
-                  f"FROM {line_reader(files)}")
+        connection.execute(f"""
+            CREATE TABLE {TABLE} AS
+            SELECT list_position({names}, filename)::INTEGER AS file,
+                   hash(*COLUMNS(* EXCLUDE (filename, file_row_number))) AS row_hash, NULL::BIGINT AS bytes,
+                   file_row_number + 1 AS line_number, {checks.problem_expression(text=False)} AS problem,
+                   NULL::VARCHAR AS problem_line, r.invoice, false AS blank
+            FROM read_parquet({names}, union_by_name = true, filename = true, file_row_number = true) AS r""")
+        connection.execute(f"CREATE VIEW {VIEW} AS SELECT * FROM read_parquet({names}, union_by_name = true)")
+        return
+    source = (f"SELECT list_position({names}, filename)::INTEGER AS file, hash(line) AS row_hash, "
+              "strlen(line) AS bytes, NULL::BIGINT AS line_number, line, "
+              f"CASE WHEN trim(line) <> '' THEN json_transform(line, {_quote(STRUCTURE)}) END AS r "
+              f"FROM {line_reader(files)}")
     connection.execute(f"""
         CREATE TABLE {TABLE} AS
         SELECT file, row_hash, bytes, line_number, problem, CASE WHEN problem IS NOT NULL THEN line END AS problem_line,
@@ -150,19 +152,20 @@ def _records(connection: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
 
 
 def _carried_keys(connection: duckdb.DuckDBPyConnection, files: list[Path], kind: str,
-                  label_keys: tuple[str, ...]) -> set[str]:
-    """The label keys rows of the files carry: the configured ones, and when one of those is
-    carried by no row at all (a typo?), every key the files hold, to suggest the right one."""
-    carried = {key for (key,) in connection.execute(
-        f"SELECT DISTINCT unnest(list_transform(labels, lambda l: l.key)) FROM {TABLE}").fetchall()}
-    if carried >= set(label_keys):
+                  label_keys: tuple[str, ...], cost_records: list[dict]) -> set[str]:
+    """The label keys the data carries: the configured ones the month's rows carry, and when one
+    of those is carried by no row of the month (a typo, or a label of other months), every key
+    the files hold, to tell the two apart and suggest a spelling."""
+    carried = {key for i, key in enumerate(label_keys)
+               if any(r[gcp_sql.label_column(i)] is not None for r in cost_records)}
+    if carried == set(label_keys):
         return carried
     if kind == "parquet":
         rows = f"SELECT labels FROM read_parquet({_file_list(files)}, union_by_name = true)"
     else:
         rows = (f"SELECT json_transform(line, '{{\"labels\": [{{\"key\": \"VARCHAR\"}}]}}').labels AS labels "
                 f"FROM {line_reader(files)} WHERE trim(line) <> ''")
-    return {key for (key,) in connection.execute(
+    return carried | {key for (key,) in connection.execute(
         f"SELECT DISTINCT unnest(list_transform(labels, lambda l: l.key)) FROM ({rows})").fetchall() if key}
 
 
@@ -187,7 +190,7 @@ def collect(source: GcpExportFiles, month: Month, label_keys: tuple[str, ...],
             first_line = str(exc).strip().splitlines()[0]
             raise DataError(f"source {source.id!r}: cannot aggregate the export files under {source.path}: "
                             f"{first_line}") from None
-        carried = _carried_keys(connection, files, kind, label_keys)
+        carried = _carried_keys(connection, files, kind, label_keys, cost_records)
     finally:
         connection.close()
     if not total_records:
