@@ -174,15 +174,22 @@ def recover(final: Path) -> None:
 
 
 @contextlib.contextmanager
+def writing(final: Path) -> Iterator[Path]:
+    """Yield a new version folder of ``final`` to write into; when the block ends normally it is
+    published, otherwise removed and ``final`` is untouched. Call it holding ``final``'s lock."""
+    version = new_version(final)
+    try:
+        yield version
+    except BaseException:
+        shutil.rmtree(version, ignore_errors=True)
+        raise
+    publish(version, final)
+
+
+@contextlib.contextmanager
 def replacing(final: Path, what: str) -> Iterator[Path]:
-    """Lock ``final``, recover it, and yield a new version folder to write into; when the block
-    ends normally the version is published, otherwise it is removed and ``final`` is untouched."""
+    """Lock ``final``, recover it, and yield a new version folder to write into (see ``writing``)."""
     with locked(final, what):
         recover(final)
-        version = new_version(final)
-        try:
+        with writing(final) as version:
             yield version
-        except BaseException:
-            shutil.rmtree(version, ignore_errors=True)
-            raise
-        publish(version, final)

@@ -10,7 +10,6 @@ previous outputs untouched and never a half-written folder.
 from __future__ import annotations
 
 import difflib
-import shutil
 from decimal import Decimal
 from pathlib import Path
 from typing import NamedTuple
@@ -187,12 +186,14 @@ def run_month(config: Config, month: Month, output: Path | None = None, refresh:
         with atomic.locked(final, f"the outputs of {month}"):
             atomic.recover(final)
             result = compute_month(config, month, refresh)
-            version = atomic.new_version(final)
             try:
-                names = [p.name for p in write_outputs(version, config, result)]
-                atomic.publish(version, final)
-            except BaseException:
-                shutil.rmtree(version, ignore_errors=True)
+                with atomic.writing(final) as version:
+                    names = [p.name for p in write_outputs(version, config, result)]
+            except OSError as exc:
+                raise OutputError(f"cannot write the outputs to {final}: {exc.strerror or exc}",
+                                  notes=result.notes) from None
+            except BillingError as error:  # say what the sources did and cost all the same
+                error.notes = result.notes + error.notes
                 raise
     except OSError as exc:
         raise OutputError(f"cannot write the outputs to {final}: {exc.strerror or exc}") from None

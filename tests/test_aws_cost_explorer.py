@@ -296,10 +296,11 @@ def test_pages_are_capped_by_max_pages_per_request(front, tmp_path):
     assert error.value.notes[0].startswith("aws-payer: Cost Explorer: 5 paid requests (0.05 USD) before the failure")
 
 
-def test_max_pages_defaults_to_100_and_must_be_positive(tmp_path):
+def test_max_pages_defaults_to_100_and_is_bounded(tmp_path):
     assert ce_source(tmp_path).max_pages == 100
-    with pytest.raises(ValueError, match="max_pages"):
-        ce_source(tmp_path, max_pages=0)
+    for absurd in (0, 10_001, 10**24):  # a huge cap would turn the cap off
+        with pytest.raises(ValueError, match="max_pages"):
+            ce_source(tmp_path, max_pages=absurd)
 
 
 def test_a_token_loop_through_the_command_line_prints_what_was_paid(front, tmp_path):
@@ -491,3 +492,19 @@ def test_a_cache_that_cannot_be_written_is_a_source_error_before_paying(front, t
     with pytest.raises(SourceError, match=r"source 'aws-payer': cannot save the responses under .*2022-09"):
         aws_cost_explorer.collect(ce_source(tmp_path), SEPTEMBER, (TAG,))
     assert front.targets() == []
+
+
+def test_a_run_that_fails_after_paying_still_says_what_it_paid(moto, tmp_path, monkeypatch):
+    """Later stages fail too (here the outputs cannot be written): the paid requests are printed."""
+    moto.reset()
+    moto.queue_results(*demo_pages())
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CE", moto.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    (tmp_path / "ce").mkdir()
+    (tmp_path / "ce" / ".versions").write_text("not a folder")
+    result = CliRunner().invoke(main, ["run", "--month", "2022-09", "--config", str(ce_config(tmp_path)),
+                                       "--output", str(tmp_path / "ce")])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: cannot write the outputs to {tmp_path / 'ce' / '2022-09'}")
+    assert "aws-payer: Cost Explorer: 4 paid requests (0.04 USD); responses saved in" in result.stdout

@@ -192,18 +192,19 @@ def collect(source: AwsCostExplorer, month: Month, label_keys: tuple[str, ...],
             collection = aws_files.read_month(folder, _reading(source), month)
             return collection._replace(notes=collection.notes + (
                 f"Cost Explorer: reused the responses saved in {folder} (no paid requests; --refresh fetches again)",))
-    # The lock is let go and taken again by replacing(): a run that takes it in between makes
-    # this one stop (Busy) before it pays for anything.
-    return _fetch_month(source, month, folder, what)
+        return _fetch_month(source, month, folder)
 
 
-def _fetch_month(source: AwsCostExplorer, month: Month, folder: Path, what: str) -> Collection:
-    """Fetch the month, check it as a run reads it, then save it in place of the saved month."""
+def _fetch_month(source: AwsCostExplorer, month: Month, folder: Path) -> Collection:
+    """Fetch the month, check it as a run reads it, then save it in place of the saved month.
+
+    Called holding the month folder's lock, from deciding to fetch to publishing, so that two
+    runs never both pay for one month."""
     ce = client(source)
     fetched: dict[str, tuple[dict[str, Any], list[str]]] = {}
     paid = 0
     try:
-        with _cache_errors(source, folder), atomic.replacing(folder, what) as version:
+        with _cache_errors(source, folder), atomic.writing(folder) as version:
             with aws_errors(source, month):
                 for query, request in requests(source, month).items():
                     texts: list[str] = []

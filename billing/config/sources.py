@@ -90,7 +90,7 @@ class AwsCostExplorer(_Model):
     accept_estimated: bool = False
     cache: Path = Path("cache/aws")
     max_attempts: Count = Field(8, ge=1, le=20)
-    max_pages: Count = Field(100, ge=1)  # per request: each page is a paid request (0.01 USD)
+    max_pages: Count = Field(100, ge=1, le=10_000)  # per request: each page is a paid request (0.01 USD)
     endpoint_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/.*)?$")
 
     @field_validator("group_by")
