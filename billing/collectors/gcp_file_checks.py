@@ -1,27 +1,29 @@
 """Checks that every row of the export files is read exactly once, and can be billed.
 
 Reconciliation compares two sums over the rows that were read; it cannot see a row the reader
-dropped or a row that two files hold. These checks run on the table ``gcp_files.load`` fills, in
-one pass over it each, so they cost little beside reading the files:
+dropped or a row that two files hold. These checks run on what ``gcp_files.load`` read, so they
+cost little beside reading the files:
 
-- **read whole**: for NDJSON the bytes of the lines read (plus their newlines) must equal the
-  file's content length: the size of a plain file, or the length a gzip file records in its last
-  bytes. When the two differ (Windows line ends, a gzip made of several members, a damaged or
-  cut-short file), the file is read again in Python, which checks every gzip checksum to the end
-  and counts the lines: the run goes on only if DuckDB read every one. For Parquet, the rows read
-  must equal the row count in each file's footer.
-- **no row twice**: a row (all its columns, as written) found in two different files is one export
-  read twice (a copy, a re-compressed copy, overlapping extracts). Rows are compared by a 64-bit
-  hash; a match is confirmed on the text itself before the run is refused. The same row twice in
-  one file is legitimate (two identical usage rows) and allowed.
-- **rows**: each row must have the export's shape (objects and lists where the export has them),
-  finite amounts within ``MAX_AMOUNT``, and what billing needs: an invoice month, a cost and
-  credit amounts. Rows without them are refused, one line naming the file, the first such line
-  and the count, unless the source says ``unbillable_rows: report``: then rows without an invoice
-  month are left out, missing amounts count as zero, and the run warns with the same detail.
+- **read whole**: each NDJSON file is also read as plain lines (no JSON), and the bytes of its
+  lines plus their newlines must equal the file's content length: the size of a plain file, or the
+  length a gzip file records in its last bytes. When the two differ (Windows line ends, a gzip
+  made of several members, a damaged or cut-short file), the file is read again in Python, which
+  checks every gzip checksum to the end and counts the lines. Then the JSON reader must have read
+  a row for every line that is not blank. For Parquet, the rows read must equal the row count in
+  each file's footer.
+- **no row twice**: a row found in two different files is one export read twice (a copy, a
+  re-compressed or re-written copy, overlapping extracts). Rows are first matched by a hash of
+  their values (so spacing, key order and ``1.5``/``1.50`` do not hide a copy), then the two files
+  are compared row by row, on every column, before the run is refused with the exact count. The
+  same row twice in one file is legitimate (two identical usage rows) and allowed.
+- **rows**: each row must have the export's shape (objects and lists where the export has them,
+  numbers as amounts), finite amounts within ``MAX_AMOUNT``, and what billing needs: an invoice
+  month, a cost and credit amounts. Rows without them are refused, one line naming the file, the
+  first such line and the count, unless the source says ``unbillable_rows: report``: then rows
+  without an invoice month are left out, missing amounts count as zero, and the run warns with
+  the same detail.
 
-Errors name the file and line (``export-000.json.gz:1234: ...``).
-"""
+Errors name the file and line (``export-000.json.gz:1234: ...``)."""
 
 from __future__ import annotations
 
@@ -32,7 +34,8 @@ import re
 import struct
 import zlib
 from pathlib import Path
-from typing import Iterator
+from decimal import Decimal
+from typing import Callable, Iterator
 
 import duckdb
 
@@ -45,13 +48,13 @@ SHOWN = 160  # characters of a row shown in a message
 
 # What a row's ``problem`` code means, and whether ``unbillable_rows: report`` may accept it.
 PROBLEMS: dict[str, tuple[str, bool]] = {
-    "not_object": ("is not a JSON object (the export has one object per line)", False),
+    "not_object": ("is not an export row (a JSON object with a billing account, cost, currency, invoice)", False),
     "shape:service": ("has a service that is not an object {id, description}", False),
     "shape:project": ("has a project that is not an object {id, name, ...}", False),
     "shape:invoice": ("has an invoice that is not an object {month}", False),
     "shape:labels": ("has labels that are not a list of {key, value} with text values", False),
-    "shape:credits": ("has credits that are not a list of {amount, type, ...}", False),
-    "shape:cost": ("has a cost that is not a number", False),
+    "shape:credits": ("has credits that are not a list of {amount, type, ...} with numbers as amounts", False),
+    "shape:cost": ("has a cost that is not a number (true, or a number in quotes)", False),
     "number:cost": (f"has a cost that is not a finite number below {MAX_AMOUNT:.0e}", False),
     "number:credits": (f"has a credit amount that is not a finite number below {MAX_AMOUNT:.0e}", False),
     "missing:currency": ("has no currency", False),
@@ -69,31 +72,19 @@ REPORT_WHAT = {
 }
 
 
-def _present_but(field: str, json_kind: str, read: str = "") -> str:
-    """SQL: the row has ``field`` and it is not null, yet it was not read as a ``json_kind``
-    (DuckDB reads a value of another kind as NULL, or an object's ``read`` member as NULL)."""
-    return (f"(r.{field}{read} IS NULL AND line IS NOT NULL AND coalesce(json_type(line, '$.{field}'), 'NULL') "
-            f"NOT IN ('NULL', '{json_kind}'))")
-
-
-def problem_expression(text: bool = True) -> str:
-    """SQL over ``r`` (the row's columns) and, with ``text`` (NDJSON), ``line`` (the row as
-    written): the row's problem code, or NULL. ``json_type`` re-reads the text only for rows whose
-    column came out NULL, so a sound row costs a few comparisons. Parquet rows have the shape
-    their file's schema gives them, so only their values are checked."""
+def problem_expression(typed: bool) -> str:
+    """SQL over ``r`` (the row's columns) and, for NDJSON (``typed``), ``j`` (the row as read, its
+    amounts as JSON text): the row's problem code, or NULL. The JSON reader itself refuses a value
+    of the wrong kind (a list where the export has an object); Parquet rows have their schema."""
     finite = f"(isfinite(x) AND abs(x) < {MAX_AMOUNT})"
     month = r"regexp_full_match(r.invoice.month, '\d{4}(0[1-9]|1[0-2])')"
-    shape = [
-        ("r IS NULL AND coalesce(trim(line), '') = ''", "NULL"),
-        ("r IS NULL OR (r.invoice IS NULL AND r.cost IS NULL AND coalesce(json_type(line), 'OBJECT') <> 'OBJECT')",
+    text = [
+        ("r.billing_account_id IS NULL AND j.cost IS NULL AND r.currency IS NULL AND r.invoice IS NULL",
          "'not_object'"),
-        (_present_but("service", "OBJECT", ".description"), "'shape:service'"),
-        (_present_but("project", "OBJECT", ".id"), "'shape:project'"),
-        (_present_but("invoice", "OBJECT", ".month"), "'shape:invoice'"),
-        (_present_but("labels", "ARRAY"), "'shape:labels'"),
-        (_present_but("credits", "ARRAY"), "'shape:credits'"),
-        (_present_but("cost", "NUMBER").replace("'NUMBER'", "'DOUBLE', 'BIGINT', 'UBIGINT'"), "'shape:cost'"),
-    ] if text else []
+        ("j.cost IS NOT NULL AND r.cost IS NULL", "'shape:cost'"),
+        ("len(j.credits) > 0 AND list_bool_or(list_transform(j.credits, lambda c: c.amount IS NOT NULL "
+         "AND TRY_CAST(c.amount::VARCHAR AS DOUBLE) IS NULL))", "'shape:credits'"),
+    ] if typed else []
     values = [
         ("list_bool_or(list_transform(r.labels, lambda l: l.key IS NULL OR l.value IS NULL))", "'shape:labels'"),
         (f"r.cost IS NOT NULL AND NOT {finite.replace('x', 'r.cost')}", "'number:cost'"),
@@ -106,7 +97,62 @@ def problem_expression(text: bool = True) -> str:
         ("r.currency IS NULL", "'missing:currency'"),
         ("r.billing_account_id IS NULL", "'missing:billing_account_id'"),
     ]
-    return "CASE " + " ".join(f"WHEN {condition} THEN {code}" for condition, code in shape + values) + " END"
+    return "CASE " + " ".join(f"WHEN {condition} THEN {code}" for condition, code in text + values) + " END"
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, Decimal)) and not isinstance(value, bool)
+
+
+def _in_range(value: int | Decimal) -> bool:
+    number = Decimal(value)
+    return number.is_finite() and abs(number) < MAX_AMOUNT
+
+
+def row_problem(value: object) -> str | None:
+    """``problem_expression`` in Python, for one row parsed by ``parse``: to find the line of the
+    first row with a problem, and to say what is wrong where DuckDB's reader stopped."""
+    fields = ("billing_account_id", "cost", "currency", "invoice")
+    if not isinstance(value, dict) or all(value.get(field) is None for field in fields):
+        return "not_object"
+    for field, kind in (("service", dict), ("project", dict), ("invoice", dict), ("labels", list), ("credits", list)):
+        if value.get(field) is not None and not isinstance(value[field], kind):
+            return f"shape:{field}"
+    labels, credits, cost = value.get("labels") or [], value.get("credits") or [], value.get("cost")
+    if cost is not None and not _number(cost):
+        return "shape:cost"
+    if any(not isinstance(c, dict) or (c.get("amount") is not None and not _number(c["amount"])) for c in credits):
+        return "shape:credits"
+    if any(not isinstance(label, dict) or label.get("key") is None or label.get("value") is None for label in labels):
+        return "shape:labels"
+    if cost is not None and not _in_range(cost):
+        return "number:cost"
+    if any(c.get("amount") is not None and not _in_range(c["amount"]) for c in credits):
+        return "number:credits"
+    month = value["invoice"].get("month") if isinstance(value.get("invoice"), dict) else None
+    if not isinstance(month, str) or not re.fullmatch(r"\d{4}(0[1-9]|1[0-2])", month):
+        return "unbillable:invoice_month"
+    if cost is None:
+        return "unbillable:cost"
+    if any(c.get("amount") is None for c in credits):
+        return "unbillable:credit_amount"
+    if value.get("currency") is None:
+        return "missing:currency"
+    if value.get("billing_account_id") is None:
+        return "missing:billing_account_id"
+    return None
+
+
+def parse(line: str) -> object:
+    """One NDJSON row, amounts exact (``NaN``, ``Infinity`` and ``1e400`` become Decimals too)."""
+    return json.loads(line, parse_float=Decimal, parse_constant=Decimal)
+
+
+def canonical(line: str) -> str:
+    """A JSON row as text that is the same for the same row however it was written (spacing, key
+    order, ``1.5`` or ``1.50``)."""
+    return json.dumps(parse(line), sort_keys=True,
+                      default=lambda number: format(number.normalize(), "f") if number.is_finite() else str(number))
 
 
 # --- read whole -------------------------------------------------------------------------------
@@ -139,34 +185,41 @@ def _lines(path: Path) -> Iterator[bytes]:
 
 
 def line_count(path: Path) -> int:
-    """The lines a file holds, read in full (the last line may lack its newline)."""
-    return sum(1 for _ in _lines(path))
+    """The lines of a file that are not blank, read in full (the last may lack its newline)."""
+    return sum(1 for line in _lines(path) if line.strip())
 
 
-def check_read_whole(source: GcpExportFiles, files: list[Path], kind: str,
-                     connection: duckdb.DuckDBPyConnection, table: str) -> None:
-    read = {index: (rows, size) for index, rows, size in connection.execute(
-        f"SELECT file, count(*), coalesce(sum(bytes), 0) FROM {table} GROUP BY file").fetchall()}
+def lines_of(path: Path) -> Iterator[str]:
+    """The lines of an NDJSON file that are not blank, as text."""
+    for line in _lines(path):
+        if line.strip():
+            yield line.decode("utf-8", "replace")
+
+
+def check_read_whole(source: GcpExportFiles, files: list[Path], kind: str, connection: duckdb.DuckDBPyConnection,
+                     table: str, lines: dict[int, tuple[int, int]]) -> None:
+    """Every file read to its end, and a row read for each of its lines; ``lines`` is what
+    ``gcp_files.file_lines`` counted (NDJSON)."""
+    read = dict(connection.execute(f"SELECT file, count(*) FROM {table} GROUP BY file").fetchall())
     if kind == "parquet":
         declared = dict(connection.execute(
             f"SELECT file_name, sum(num_rows) FROM parquet_file_metadata({_names(files)}) GROUP BY file_name").fetchall())
         for index, path in enumerate(files, start=1):
-            rows = read.get(index, (0, 0))[0]
-            if rows != declared.get(str(path), 0):
-                raise DataError(f"{path}: its footer records {declared.get(str(path), 0)} rows but {rows} were read; "
-                                "the file is damaged: copy or extract it again")
+            if read.get(index, 0) != declared.get(str(path), 0):
+                raise DataError(f"source {source.id!r}: {path}: its footer records {declared.get(str(path), 0)} rows "
+                                f"but {read.get(index, 0)} were read; the file is damaged: copy or extract it again")
         return
     for index, path in enumerate(files, start=1):
-        rows, size = read.get(index, (0, 0))
+        rows, size = lines.get(index, (0, 0))
         expected = _recorded_length(path)
-        got = size + rows  # every line and its newline
-        modulo = 2**32 if path.name.endswith(".gz") else None
-        candidates = {got, got - 1} if rows else {0}  # the last line may lack its newline
-        if expected is not None and expected in {c % modulo if modulo else c for c in candidates}:
-            continue
-        held = line_count(path)
-        if held != rows:
-            raise DataError(f"source {source.id!r}: {path} holds {held} lines but {rows} were read; "
+        modulo = 2**32 if path.name.endswith(".gz") else 2**64
+        if expected is None or expected not in {size % modulo, (size - 1) % modulo}:  # the last newline may lack
+            held = line_count(path)  # the slow, sure way: checks the gzip stream to its end
+            if held != rows:
+                raise DataError(f"source {source.id!r}: {path} holds {held} rows but {rows} lines were read; "
+                                "the file was not read whole, so the run stops rather than bill part of it")
+        if read.get(index, 0) != rows:
+            raise _bad_line(source, path) or DataError(f"source {source.id!r}: {path} holds {rows} rows but {read.get(index, 0)} were read; "
                             "the file was not read whole, so the run stops rather than bill part of it")
 
 
@@ -176,88 +229,73 @@ def _names(files: list[Path]) -> str:
 
 # --- no row twice ------------------------------------------------------------------------------
 
-def check_no_row_twice(source: GcpExportFiles, files: list[Path], kind: str,
-                       connection: duckdb.DuckDBPyConnection, table: str) -> None:
-    (shared,) = connection.execute(
-        f"SELECT count(*) FROM (SELECT row_hash FROM {table} WHERE NOT blank GROUP BY row_hash "
-        "HAVING min(file) <> max(file))").fetchone()
-    if not shared:
-        return
+def check_no_row_twice(source: GcpExportFiles, files: list[Path], connection: duckdb.DuckDBPyConnection,
+                       table: str, shared_rows: Callable[[int, int], int]) -> None:
+    """Refuse rows found in two different files. Pairs of files whose rows' hashes meet are
+    compared row by row: ``shared_rows(first, second)`` counts the rows of one also in the other."""
     pairs = connection.execute(f"""
-        WITH shared AS (SELECT row_hash FROM {table} WHERE NOT blank GROUP BY row_hash HAVING min(file) <> max(file)),
-        per AS (SELECT row_hash, file, count(*) AS n FROM {table} WHERE row_hash IN (SELECT row_hash FROM shared)
-                GROUP BY row_hash, file)
-        SELECT a.file, b.file, sum(least(a.n, b.n)) AS rows, list(a.row_hash ORDER BY a.row_hash)[1:50] AS sample
-        FROM per a JOIN per b ON a.row_hash = b.row_hash AND a.file < b.file
-        GROUP BY a.file, b.file ORDER BY rows DESC, a.file, b.file""").fetchall()
-    confirmed = [(a, b, rows) for a, b, rows, sample in pairs
-                 if _same_rows(files[a - 1], files[b - 1], sample, kind, connection)]
+        WITH shared AS (SELECT row_hash FROM {table} GROUP BY row_hash HAVING min(file) <> max(file)),
+        per AS (SELECT DISTINCT row_hash, file FROM {table} WHERE row_hash IN (SELECT row_hash FROM shared))
+        SELECT DISTINCT a.file, b.file FROM per a JOIN per b ON a.row_hash = b.row_hash AND a.file < b.file
+        ORDER BY a.file, b.file""").fetchall()
+    confirmed = [(a, b, rows) for a, b in pairs for rows in [shared_rows(a, b)] if rows]
     if not confirmed:
         return  # hash collisions only: distinct rows
-    first, second, rows = confirmed[0]
+    first, second, rows = max(confirmed, key=lambda pair: pair[2])
     more = f"; {len(confirmed) - 1} more pair(s) of files share rows too" if len(confirmed) > 1 else ""
     raise DataError(
         f"source {source.id!r}: {rows} row(s) of {files[second - 1]} are also in {files[first - 1]} (the same export "
-        f"rows in two files: a copy, a re-compressed copy or overlapping extracts){more}; remove the copy, or every "
-        "cost in it would be billed twice")
-
-
-def _same_rows(first: Path, second: Path, hashes: list[int], kind: str,
-               connection: duckdb.DuckDBPyConnection) -> bool:
-    """Whether a row with one of ``hashes`` is really in both files (not a hash collision)."""
-    wanted = ", ".join(str(h) for h in hashes)
-    from .gcp_files import line_reader  # the reader of the text the hashes were made of
-
-    if kind == "parquet":
-        sql = (f"SELECT filename, * EXCLUDE (filename) FROM read_parquet({_names([first, second])}, "
-               "union_by_name = true, filename = true) AS t WHERE hash(*COLUMNS(* EXCLUDE (filename))) "
-               f"IN ({wanted})")
-    else:
-        sql = f"SELECT filename, line FROM {line_reader([first, second])} WHERE hash(line) IN ({wanted})"
-    seen: dict[str, set] = {}
-    for name, *row in connection.execute(sql).fetchall():
-        seen.setdefault(name, set()).add(repr(row))
-    return bool(seen.get(str(first), set()) & seen.get(str(second), set()))
+        f"rows in two files: a copy, a re-compressed or re-written copy, or overlapping extracts){more}; remove the "
+        "copy, or every cost in it would be billed twice")
 
 
 # --- rows --------------------------------------------------------------------------------------
 
-def check_rows(source: GcpExportFiles, files: list[Path], month: Month,
+def check_rows(source: GcpExportFiles, files: list[Path], kind: str, month: Month,
                connection: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     """Refuse rows with problems (see ``PROBLEMS``); return warnings for those the source accepts."""
     found = connection.execute(f"""
-        SELECT problem, file, count(*) AS n, arg_min(problem_line, rowid), arg_min(line_number, rowid)
+        SELECT problem, file, count(*) AS n{', arg_min(line_number, line_number)' if kind == 'parquet' else ''}
         FROM {table}
         WHERE problem IS NOT NULL AND (problem NOT IN ({', '.join(repr(p) for p in THIS_MONTH_ONLY)})
                                        OR invoice.month = ?)
-        GROUP BY problem, file ORDER BY min(rowid)""", [month.compact]).fetchall()
+        GROUP BY problem, file ORDER BY file, min(rowid)""", [month.compact]).fetchall()
     accept = getattr(source, "unbillable_rows", "refuse") == "report"
     refused = [f for f in found if not (accept and PROBLEMS[f[0]][1])]
     if refused:
-        problem, file, count, text, number = refused[0]
+        problem, file, count, *number = refused[0]
         others = sum(f[2] for f in refused) - count
         described, acceptable = PROBLEMS[problem]
         hint = " (or set `unbillable_rows: report` on the source to bill the other rows and list these)" \
             if acceptable else ""
         more = f", and {others} other row(s) with problems" if others else ""
-        raise DataError(f"source {source.id!r}: {_where(files[file - 1], text, number)}: the row {described}; {count} such "
-                        f"row(s) in that file{more}{hint}: {_show(text)}")
+        where, text = _first(files[file - 1], problem, month, number[0] if number else None)
+        raise DataError(f"source {source.id!r}: {where}: the row {described}; {count} such "
+                        f"row(s) in that file{more}{hint}{': ' + _show(text) if text else ''}")
     warnings = []
-    for problem, file, count, text, number in found:
-        warnings.append(f"{count} row(s) of {files[file - 1].name} {REPORT_WHAT[problem]} "
-                        f"(first: {_where(files[file - 1], text, number)})")
+    for problem, file, count, *number in found:
+        where, _ = _first(files[file - 1], problem, month, number[0] if number else None)
+        warnings.append(f"{count} row(s) of {files[file - 1].name} {REPORT_WHAT[problem]} (first: {where})")
     return warnings
 
 
-def _where(path: Path, text: str | None, number: int | None) -> str:
-    """``file:line`` of a row: Parquet rows carry their number; an NDJSON row is found by its text."""
-    if number is None and text is not None:
-        wanted = text.encode("utf-8")
-        for count, line in enumerate(_lines(path), start=1):
-            if line.rstrip(b"\r\n") == wanted:
-                number = count
-                break
-    return f"{path}:{number}" if number is not None else str(path)
+def _first(path: Path, problem: str, month: Month, number: int | None) -> tuple[str, str | None]:
+    """``file:line`` of the first row of ``path`` with ``problem``, and its text: a Parquet row
+    carries its number; an NDJSON file is read again in Python (only when there is a problem)."""
+    if number is not None:
+        return f"{path}:{number}", None
+    for count, line in enumerate(_lines(path), start=1):
+        if not line.strip():
+            continue
+        text = line.decode("utf-8", "replace").strip()
+        try:
+            value = parse(text)
+        except ValueError:
+            continue
+        if row_problem(value) == problem and (problem not in THIS_MONTH_ONLY or (
+                isinstance(value.get("invoice"), dict) and value["invoice"].get("month") == month.compact)):
+            return f"{path}:{count}", text
+    return str(path), None
 
 
 def _show(text: str | None) -> str:
@@ -268,15 +306,45 @@ def _show(text: str | None) -> str:
 
 # --- unreadable files ----------------------------------------------------------------------------
 
-def _shape(value: object) -> str | None:
-    """What is wrong with the shape of one parsed export row, or ``None``."""
-    if not isinstance(value, dict):
-        return PROBLEMS["not_object"][0]
-    expected = {"service": dict, "project": dict, "invoice": dict, "labels": list, "credits": list}
-    for field, kind in expected.items():
-        if value.get(field) is not None and not isinstance(value[field], kind):
-            return (f"has {field} as a JSON {type(value[field]).__name__.replace('dict', 'object')}, "
-                    f"where the export has {'an object' if kind is dict else 'a list'}")
+# The Parquet columns the queries read: DuckDB's type (a pattern) and the export's.
+_NUMBER = r"(DOUBLE|FLOAT|DECIMAL\(\d+,\s*\d+\)|U?(BIG|SMALL|TINY|HUGE)?INT(EGER)?)"
+
+
+def _record(*fields: tuple[str, str]) -> str:
+    return r"STRUCT\(.*" + ".*".join(rf'\b"?{name}"? {kind}' for name, kind in fields) + r".*\)"
+
+
+PARQUET_COLUMNS = {
+    "billing_account_id": ("VARCHAR", "a STRING"),
+    "service": (_record(("description", "VARCHAR")), "a RECORD with a description"),
+    "project": (_record(("id", "VARCHAR")), "a RECORD with an id"),
+    "labels": (_record(("key", "VARCHAR"), ("value", "VARCHAR")) + r"\[\]", "a REPEATED RECORD of key and value"),
+    "cost": (_NUMBER, "a FLOAT64"),
+    "currency": ("VARCHAR", "a STRING"),
+    "credits": (_record(("amount", _NUMBER)) + r"\[\]", "a REPEATED RECORD with a FLOAT64 amount"),
+    "invoice": (_record(("month", "VARCHAR")), "a RECORD with a month"),
+    "cost_type": ("VARCHAR", "a STRING"),
+}
+
+
+def _bad_line(source: GcpExportFiles, path: Path) -> DataError | None:
+    """The first line of an NDJSON file that is not an export row, said in one line, or ``None``."""
+    for number, raw in enumerate(_lines(path), start=1):
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return DataError(f"source {source.id!r}: {path}:{number}: not UTF-8 text")
+        try:
+            code = row_problem(parse(text))
+            problem = PROBLEMS[code][0] if code and code.startswith(("not_object", "shape:")) else None
+        except json.JSONDecodeError as bad:
+            problem = f"is not valid JSON ({bad.msg} at character {bad.pos + 1})"
+        except RecursionError:
+            problem = "is nested too deeply to be an export row"
+        if problem:
+            return DataError(f"source {source.id!r}: {path}:{number}: the row {problem}: {_show(text.strip())}")
     return None
 
 
@@ -285,27 +353,23 @@ def unreadable(source: GcpExportFiles, files: list[Path], kind: str, error: duck
     first_line = str(error).strip().splitlines()[0]
     if kind == "ndjson":
         for path in files:
-            for number, raw in enumerate(_lines(path), start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    return DataError(f"source {source.id!r}: {path}:{number}: not UTF-8 text")
-                try:
-                    problem = _shape(json.loads(text))
-                except json.JSONDecodeError as bad:
-                    problem = f"is not valid JSON ({bad.msg} at character {bad.pos + 1})"
-                except RecursionError:
-                    problem = "is nested too deeply to be an export row"
-                if problem:
-                    return DataError(f"source {source.id!r}: {path}:{number}: the row {problem}: {_show(text.strip())}")
+            found = _bad_line(source, path)
+            if found:
+                return found
     else:
         for path in files:
             try:
-                duckdb.connect().execute(f"SELECT count(*) FROM read_parquet({_names([path])})").fetchall()
+                columns = dict((row[0], row[1]) for row in duckdb.connect().execute(
+                    f"DESCRIBE SELECT * FROM read_parquet({_names([path])})").fetchall())
             except duckdb.Error as bad:
                 return DataError(f"source {source.id!r}: {path}: not a readable Parquet file: "
                                  f"{str(bad).strip().splitlines()[0]}")
+            for column, (pattern, export_type) in PARQUET_COLUMNS.items():
+                if column not in columns:
+                    return DataError(f"source {source.id!r}: {path}: has no column {column}; the export has "
+                                     f"{export_type}")
+                if not re.fullmatch(pattern, columns[column]):
+                    return DataError(f"source {source.id!r}: {path}: column {column} is {columns[column]}; the "
+                                     f"export has {export_type}")
     detail = re.sub(r"\s+", " ", first_line)
     return DataError(f"source {source.id!r}: cannot read the export files under {source.path}: {detail}")

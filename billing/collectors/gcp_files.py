@@ -19,7 +19,7 @@ proves before it aggregates (``gcp_file_checks``):
 from __future__ import annotations
 
 import glob
-import json
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -48,14 +48,38 @@ NDJSON_COLUMNS = {
     "invoice": "STRUCT(month VARCHAR)",
     "cost_type": "VARCHAR",
 }
-# The same columns as a json_transform structure: only what the queries and checks read.
-STRUCTURE = json.dumps({
-    "billing_account_id": "VARCHAR", "service": {"description": "VARCHAR"}, "project": {"id": "VARCHAR"},
-    "labels": [{"key": "VARCHAR", "value": "VARCHAR"}], "cost": "DOUBLE", "currency": "VARCHAR",
-    "credits": [{"amount": "DOUBLE", "type": "VARCHAR"}], "invoice": {"month": "VARCHAR"}, "cost_type": "VARCHAR",
-})
+# What DuckDB's NDJSON reader reads of each row: the columns the queries and checks need, and the
+# columns that tell one row from another, so that a row is recognised in two files whatever its
+# formatting (spacing, key order, 1.5 or 1.50). Amounts are read as JSON text, to tell a number
+# from ``true`` or ``"5"`` (which a DOUBLE column would read as 1 and 5); the columns read only
+# to identify a row are JSON too, so that no value of theirs can stop a run.
+READ_COLUMNS = {
+    "billing_account_id": "VARCHAR",
+    "service": "STRUCT(id VARCHAR, description VARCHAR)",
+    "sku": "STRUCT(id JSON)",
+    "usage_start_time": "JSON", "usage_end_time": "JSON", "export_time": "JSON",
+    "project": "STRUCT(id VARCHAR)",
+    "labels": "STRUCT(key VARCHAR, value VARCHAR)[]",
+    "system_labels": "JSON",
+    "location": "STRUCT(zone JSON)",
+    "resource": "STRUCT(global_name JSON)",
+    "cost": "JSON",
+    "currency": "VARCHAR",
+    "usage": "STRUCT(amount JSON, unit JSON)",
+    "credits": "STRUCT(amount JSON, type VARCHAR, id JSON)[]",
+    "invoice": "STRUCT(month VARCHAR)",
+    "cost_type": "VARCHAR",
+}
+# The row as the queries and checks read it (``r``), from what the reader read (``j``).
+TYPED_ROW = ("struct_pack(billing_account_id := j.billing_account_id, service := j.service, project := j.project, "
+             "labels := j.labels, cost := TRY_CAST(j.cost::VARCHAR AS DOUBLE), currency := j.currency, "
+             "credits := list_transform(j.credits, lambda c: struct_pack(amount := TRY_CAST(c.amount::VARCHAR AS "
+             "DOUBLE), type := c.type)), invoice := j.invoice, cost_type := j.cost_type)")
+# What identifies a row: every column read, amounts as numbers.
+IDENTITY = "hash(j, r.cost, r.credits)"
 # JSON text has no raw control characters (RFC 8259 requires them escaped inside strings), so
-# reading each line as one CSV field split on this one never splits a valid row.
+# reading each line as one CSV field split on this one never splits a valid row: how the
+# completeness check reads the files' lines, apart from the JSON reader.
 UNIT_SEPARATOR = "\x1f"
 
 
@@ -112,37 +136,78 @@ def _keep_labels(label_keys: tuple[str, ...]) -> str:
 def load(connection: duckdb.DuckDBPyConnection, files: list[Path], kind: str, label_keys: tuple[str, ...]) -> None:
     """Read every file once into ``TABLE`` and define ``VIEW``, the export's columns, to query.
 
-    Per row the table keeps: ``file`` (1-based index into ``files``), ``row_hash`` (of the row as
-    written), ``bytes`` (NDJSON: the line's length, for the completeness check), ``problem``
-    (``gcp_file_checks.PROBLEMS``: NULL for a sound row), ``problem_line`` (NDJSON: the text of a
-    row with a problem, to show it), ``line_number`` (Parquet: the row's number in its file),
-    ``invoice`` and ``blank`` (an empty line). For NDJSON it also keeps the columns the queries
-    read, parsed once, and ``VIEW`` is over the table; Parquet is columnar, so ``VIEW`` reads the
-    few columns the queries need straight from the files, which is faster than keeping them.
+    Per row the table keeps: ``file`` (1-based index into ``files``), ``row_hash`` (what
+    identifies the row), ``problem`` (``gcp_file_checks.PROBLEMS``: NULL for a sound row),
+    ``invoice``, for Parquet ``line_number`` (the row's number in its file), and for NDJSON the columns the queries read, parsed once (``VIEW`` is over the
+    table). Parquet is columnar, so ``VIEW`` reads the few columns the queries need straight from
+    the files, which is faster than keeping them.
     """
     names = _file_list(files)
     if kind == "parquet":
         connection.execute(f"""
             CREATE TABLE {TABLE} AS
-            SELECT list_position({names}, filename)::INTEGER AS file,
-                   hash(*COLUMNS(* EXCLUDE (filename, file_row_number))) AS row_hash, NULL::BIGINT AS bytes,
-                   file_row_number + 1 AS line_number, {checks.problem_expression(text=False)} AS problem,
-                   NULL::VARCHAR AS problem_line, r.invoice, false AS blank
+            SELECT list_position({names}, filename)::INTEGER AS file, {parquet_identity(connection, files)} AS row_hash,
+                   {checks.problem_expression(typed=False)} AS problem, r.invoice, file_row_number + 1 AS line_number
             FROM read_parquet({names}, union_by_name = true, filename = true, file_row_number = true) AS r""")
         connection.execute(f"CREATE VIEW {VIEW} AS SELECT * FROM read_parquet({names}, union_by_name = true)")
         return
-    source = (f"SELECT list_position({names}, filename)::INTEGER AS file, hash(line) AS row_hash, "
-              "strlen(line) AS bytes, NULL::BIGINT AS line_number, line, "
-              f"CASE WHEN trim(line) <> '' THEN json_transform(line, {_quote(STRUCTURE)}) END AS r "
-              f"FROM {line_reader(files)}")
     connection.execute(f"""
         CREATE TABLE {TABLE} AS
-        SELECT file, row_hash, bytes, line_number, problem, CASE WHEN problem IS NOT NULL THEN line END AS problem_line,
+        SELECT file, {IDENTITY} AS row_hash, {checks.problem_expression(typed=True)} AS problem,
                r.billing_account_id, r.service, r.project, {_keep_labels(label_keys)} AS labels, r.cost, r.currency,
-               r.credits, r.invoice, r.cost_type, (r IS NULL AND coalesce(trim(line), '') = '') AS blank
-        FROM (SELECT *, {checks.problem_expression()} AS problem FROM ({source}))""")
+               r.credits, r.invoice, r.cost_type
+        FROM ({_typed_rows(files)})""")
     connection.execute(f"CREATE VIEW {VIEW} AS SELECT billing_account_id, service, project, labels, cost, currency, "
-                       f"credits, invoice, cost_type FROM {TABLE} WHERE NOT blank")
+                       f"credits, invoice, cost_type FROM {TABLE}")
+
+
+def _typed_rows(files: list[Path]) -> str:
+    """SQL: every NDJSON row with its file's index, as read (``j``) and typed (``r``)."""
+    columns = "{" + ", ".join(f"{_quote(k)}: {_quote(v)}" for k, v in READ_COLUMNS.items()) + "}"
+    read = (f"SELECT list_position({_file_list(files)}, filename)::INTEGER AS file, "
+            "struct_pack(*COLUMNS(* EXCLUDE (filename))) AS j "
+            f"FROM read_json({_file_list(files)}, format = 'newline_delimited', columns = {columns}, "
+            "filename = true, maximum_object_size = 16777216)")
+    return f"SELECT file, j, {TYPED_ROW} AS r FROM ({read})"
+
+
+def file_lines(connection: duckdb.DuckDBPyConnection, files: list[Path]) -> dict[int, tuple[int, int]]:
+    """Per file index: the rows (lines that are not blank) and the bytes (lines and their newlines)
+    of each NDJSON file, read as plain lines, apart from the JSON reader."""
+    return {index: (rows, size) for index, rows, size in connection.execute(
+        f"SELECT list_position({_file_list(files)}, filename)::INTEGER, count(*) FILTER (WHERE trim(line) <> ''), "
+        f"coalesce(sum(strlen(line)), 0) + count(*) FROM {line_reader(files)} GROUP BY ALL").fetchall()}
+
+
+def _common_columns(connection: duckdb.DuckDBPyConnection, files: list[Path]) -> list[str]:
+    """The columns every Parquet file has: an extract made after Google added a column still
+    holds the same rows as one made before."""
+    common: set[str] | None = None
+    for path in files:
+        names = {row[0] for row in connection.execute(f"DESCRIBE SELECT * FROM read_parquet({_file_list([path])})").fetchall()}
+        common = names if common is None else common & names
+    return sorted(common or ())
+
+
+def parquet_identity(connection: duckdb.DuckDBPyConnection, files: list[Path]) -> str:
+    """SQL over ``r``: a hash of a Parquet row's values in the columns all the files have."""
+    return "hash(" + ", ".join(f'r."{name.replace(chr(34), chr(34) * 2)}"' for name in
+                               _common_columns(connection, files)) + ")"
+
+
+def _same_rows(connection: duckdb.DuckDBPyConnection, files: list[Path], kind: str,
+               first: int, second: int) -> int:
+    """How many rows of file ``second`` are also in file ``first``, compared on the rows
+    themselves (every column, as values), not on their hashes."""
+    pair = [files[first - 1], files[second - 1]]
+    if kind == "parquet":
+        columns = ", ".join(f'r."{name.replace(chr(34), chr(34) * 2)}"' for name in _common_columns(connection, files))
+        counts = [Counter(text for (text,) in connection.execute(
+            f"SELECT row({columns})::VARCHAR FROM read_parquet({_file_list(files)}, union_by_name = true, "
+            f"filename = true) AS r WHERE filename = {_quote(str(path))}").fetchall()) for path in pair]
+    else:
+        counts = [Counter(checks.canonical(line) for line in checks.lines_of(path)) for path in pair]
+    return sum((counts[0] & counts[1]).values())
 
 
 def _records(connection: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
@@ -163,8 +228,7 @@ def _carried_keys(connection: duckdb.DuckDBPyConnection, files: list[Path], kind
     if kind == "parquet":
         rows = f"SELECT labels FROM read_parquet({_file_list(files)}, union_by_name = true)"
     else:
-        rows = (f"SELECT json_transform(line, '{{\"labels\": [{{\"key\": \"VARCHAR\"}}]}}').labels AS labels "
-                f"FROM {line_reader(files)} WHERE trim(line) <> ''")
+        rows = f"SELECT j.labels AS labels FROM ({_typed_rows(files)})"
     return carried | {key for (key,) in connection.execute(
         f"SELECT DISTINCT unnest(list_transform(labels, lambda l: l.key)) FROM ({rows})").fetchall() if key}
 
@@ -178,11 +242,13 @@ def collect(source: GcpExportFiles, month: Month, label_keys: tuple[str, ...],
     try:
         try:
             load(connection, files, kind, label_keys)
+            lines = file_lines(connection, files) if kind == "ndjson" else {}
         except duckdb.Error as exc:
             raise checks.unreadable(source, files, kind, exc) from None
-        checks.check_read_whole(source, files, kind, connection, TABLE)
-        checks.check_no_row_twice(source, files, kind, connection, TABLE)
-        warnings = checks.check_rows(source, files, month, connection, TABLE)
+        checks.check_read_whole(source, files, kind, connection, TABLE, lines)
+        checks.check_no_row_twice(source, files, connection, TABLE,
+                                  lambda a, b: _same_rows(connection, files, kind, a, b))
+        warnings = checks.check_rows(source, files, kind, month, connection, TABLE)
         try:
             cost_records = _records(connection, gcp_sql.to_duckdb(gcp_sql.cost_query(VIEW, len(label_keys)), params))
             total_records = _records(connection, gcp_sql.to_duckdb(gcp_sql.total_query(VIEW), params))
