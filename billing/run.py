@@ -82,13 +82,20 @@ def _check_rule_keys(config: Config, collections: list[tuple[str, Collection]], 
                 known = sorted({k for _, c in seen for k in c.label_keys})
                 close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                carried = "; ".join(f"{sid}: {', '.join(sorted(c.label_keys)) or 'none'}" for sid, c in seen)
+                carried = "; ".join(f"{sid}: {_some(sorted(c.label_keys))}" for sid, c in seen)
                 raise DataError(f"{where} matches {PROVIDER_NAMES[provider]} key {key!r}, which no row of any {provider} "
                                 f"source carries{hint}; keys carried ({carried})")
             if not any(row.label(key) is not None for _, c in seen for row in c.rows):
                 warnings.append(f"{where} matches {PROVIDER_NAMES[provider]} key {key!r}, which no {month} cost "
                                 "carries (it is in the data of other months)")
     return tuple(warnings)
+
+
+def _some(names: list[str], shown: int = 8) -> str:
+    """A few names for a one-line message (a GKE export can carry hundreds of label keys)."""
+    if not names:
+        return "none"
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def _check_sources(collections: list[tuple[str, Collection]]) -> None:

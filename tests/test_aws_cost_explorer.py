@@ -217,13 +217,18 @@ def test_check_tags_says_which_tags_are_active(front, tmp_path):
     assert front.targets("ListCostAllocationTags")[-1] == {"TagKeys": [TAG]}
 
 
-def test_a_run_on_cost_explorer_bills_the_queued_groups_and_reruns_for_free(moto, tmp_path, monkeypatch):
-    """Done when: AWS_ENDPOINT_URL_CE points at moto holding queued multi-page results."""
+def serve_demo_month(moto, monkeypatch) -> None:
+    """moto answers the demo month's pages (queued), and the client is pointed at it."""
     moto.reset()
     moto.queue_results(*demo_pages())
     monkeypatch.setenv("AWS_ENDPOINT_URL_CE", moto.url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
+
+def test_a_run_on_cost_explorer_bills_the_queued_groups_and_reruns_for_free(moto, tmp_path, monkeypatch):
+    """Done when: AWS_ENDPOINT_URL_CE points at moto holding queued multi-page results."""
+    serve_demo_month(moto, monkeypatch)
     config = ce_config(tmp_path)
     runner = CliRunner()
 
@@ -496,11 +501,7 @@ def test_a_cache_that_cannot_be_written_is_a_source_error_before_paying(front, t
 
 def test_a_run_that_fails_after_paying_still_says_what_it_paid(moto, tmp_path, monkeypatch):
     """Later stages fail too (here the outputs cannot be written): the paid requests are printed."""
-    moto.reset()
-    moto.queue_results(*demo_pages())
-    monkeypatch.setenv("AWS_ENDPOINT_URL_CE", moto.url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    serve_demo_month(moto, monkeypatch)
     (tmp_path / "ce").mkdir()
     (tmp_path / "ce" / ".versions").write_text("not a folder")
     result = CliRunner().invoke(main, ["run", "--month", "2022-09", "--config", str(ce_config(tmp_path)),

@@ -192,7 +192,7 @@ def test_non_finite_credit_amounts_are_refused(tmp_path):
 
 @pytest.mark.parametrize("replace, problem", [
     (('"labels": []', '"labels": {"key": "k8s-namespace", "value": "a"}'), "has labels that are not a list"),
-    (('"labels": []', '"labels": [{"key": "k8s-namespace", "value": null}]'), "has labels that are not a list"),
+    (('"labels": []', '"labels": ["k8s-namespace"]'), "has labels that are not a list"),
     (('"credits": []', '"credits": {"amount": -1}'), "has credits that are not a list"),
     (('"project": {', '"project": ["x", {'), "has a project that is not an object"),
     (('"cost": 1.00', '"cost": "one"'), "has a cost that is not a number"),

@@ -52,7 +52,7 @@ PROBLEMS: dict[str, tuple[str, bool]] = {
     "shape:service": ("has a service that is not an object {id, description}", False),
     "shape:project": ("has a project that is not an object {id, name, ...}", False),
     "shape:invoice": ("has an invoice that is not an object {month}", False),
-    "shape:labels": ("has labels that are not a list of {key, value} with text values", False),
+    "shape:labels": ("has labels that are not a list of {key, value}", False),
     "shape:credits": ("has credits that are not a list of {amount, type, ...} with numbers as amounts", False),
     "shape:cost": ("has a cost that is not a number (true, or a number in quotes)", False),
     "number:cost": (f"has a cost that is not a finite number below {MAX_AMOUNT:.0e}", False),
@@ -77,7 +77,8 @@ def problem_expression(typed: bool) -> str:
     amounts as JSON text): the row's problem code, or NULL. The JSON reader itself refuses a value
     of the wrong kind (a list where the export has an object); Parquet rows have their schema."""
     finite = f"(isfinite(x) AND abs(x) < {MAX_AMOUNT})"
-    month = r"regexp_full_match(r.invoice.month, '\d{4}(0[1-9]|1[0-2])')"
+    month = ("(r.invoice.month GLOB '[0-9][0-9][0-9][0-9][0-9][0-9]' "  # a tenth of what a regexp costs
+             "AND substr(r.invoice.month, 5, 2) BETWEEN '01' AND '12')")
     text = [
         ("r.billing_account_id IS NULL AND j.cost IS NULL AND r.currency IS NULL AND r.invoice IS NULL",
          "'not_object'"),
@@ -86,7 +87,6 @@ def problem_expression(typed: bool) -> str:
          "AND TRY_CAST(c.amount::VARCHAR AS DOUBLE) IS NULL))", "'shape:credits'"),
     ] if typed else []
     values = [
-        ("list_bool_or(list_transform(r.labels, lambda l: l.key IS NULL OR l.value IS NULL))", "'shape:labels'"),
         (f"r.cost IS NOT NULL AND NOT {finite.replace('x', 'r.cost')}", "'number:cost'"),
         (f"len(r.credits) > 0 AND list_bool_or(list_transform(r.credits, lambda c: c.amount IS NOT NULL AND NOT "
          f"{finite.replace('x', 'c.amount')}))", "'number:credits'"),
@@ -123,7 +123,7 @@ def row_problem(value: object) -> str | None:
         return "shape:cost"
     if any(not isinstance(c, dict) or (c.get("amount") is not None and not _number(c["amount"])) for c in credits):
         return "shape:credits"
-    if any(not isinstance(label, dict) or label.get("key") is None or label.get("value") is None for label in labels):
+    if any(not isinstance(label, dict) for label in labels):
         return "shape:labels"
     if cost is not None and not _in_range(cost):
         return "number:cost"
@@ -233,6 +233,9 @@ def check_no_row_twice(source: GcpExportFiles, files: list[Path], connection: du
                        table: str, shared_rows: Callable[[int, int], int]) -> None:
     """Refuse rows found in two different files. Pairs of files whose rows' hashes meet are
     compared row by row: ``shared_rows(first, second)`` counts the rows of one also in the other."""
+    (repeated,) = connection.execute(f"SELECT count(*) - count(DISTINCT row_hash) FROM {table}").fetchone()
+    if not repeated:  # every row is distinct: the common case, and the cheap question
+        return
     pairs = connection.execute(f"""
         WITH shared AS (SELECT row_hash FROM {table} GROUP BY row_hash HAVING min(file) <> max(file)),
         per AS (SELECT DISTINCT row_hash, file FROM {table} WHERE row_hash IN (SELECT row_hash FROM shared))
@@ -258,7 +261,7 @@ def check_rows(source: GcpExportFiles, files: list[Path], kind: str, month: Mont
         SELECT problem, file, count(*) AS n{', arg_min(line_number, line_number)' if kind == 'parquet' else ''}
         FROM {table}
         WHERE problem IS NOT NULL AND (problem NOT IN ({', '.join(repr(p) for p in THIS_MONTH_ONLY)})
-                                       OR invoice.month = ?)
+                                       OR month = ?)
         GROUP BY problem, file ORDER BY file, min(rowid)""", [month.compact]).fetchall()
     accept = getattr(source, "unbillable_rows", "refuse") == "report"
     refused = [f for f in found if not (accept and PROBLEMS[f[0]][1])]
@@ -348,6 +351,17 @@ def _bad_line(source: GcpExportFiles, path: Path) -> DataError | None:
     return None
 
 
+def parquet_shape(source: GcpExportFiles, path: Path, columns: dict[str, str]) -> DataError | None:
+    """What is wrong with a Parquet file's columns (name to DuckDB type), or ``None``."""
+    for column, (pattern, export_type) in PARQUET_COLUMNS.items():
+        if column not in columns:
+            return DataError(f"source {source.id!r}: {path}: has no column {column}; the export has {export_type}")
+        if not re.fullmatch(pattern, columns[column]):
+            return DataError(f"source {source.id!r}: {path}: column {column} is {columns[column]}; the export has "
+                             f"{export_type}")
+    return None
+
+
 def unreadable(source: GcpExportFiles, files: list[Path], kind: str, error: duckdb.Error) -> DataError:
     """The clearest line for files DuckDB could not read: the file, line and what is wrong there."""
     first_line = str(error).strip().splitlines()[0]
@@ -364,12 +378,8 @@ def unreadable(source: GcpExportFiles, files: list[Path], kind: str, error: duck
             except duckdb.Error as bad:
                 return DataError(f"source {source.id!r}: {path}: not a readable Parquet file: "
                                  f"{str(bad).strip().splitlines()[0]}")
-            for column, (pattern, export_type) in PARQUET_COLUMNS.items():
-                if column not in columns:
-                    return DataError(f"source {source.id!r}: {path}: has no column {column}; the export has "
-                                     f"{export_type}")
-                if not re.fullmatch(pattern, columns[column]):
-                    return DataError(f"source {source.id!r}: {path}: column {column} is {columns[column]}; the "
-                                     f"export has {export_type}")
+            found = parquet_shape(source, path, columns)
+            if found:
+                return found
     detail = re.sub(r"\s+", " ", first_line)
     return DataError(f"source {source.id!r}: cannot read the export files under {source.path}: {detail}")

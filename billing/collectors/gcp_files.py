@@ -6,12 +6,15 @@ shape. The aggregation is the BigQuery-dialect text of ``gcp_sql``, transpiled; 
 rows leave DuckDB.
 
 Reconciliation compares two sums over the same rows, so it cannot see a row read twice or a row
-the reader dropped. The files are therefore read once, into a DuckDB table that keeps, beside the
-columns the queries use, each row's file and a hash of the whole row as written, and every run
-proves before it aggregates (``gcp_file_checks``):
+the reader dropped. NDJSON files are therefore parsed once, into a DuckDB table that keeps, beside
+the columns the queries use, each row's file and a hash of its values (Parquet files keep only
+those, their columns are read where they are), and every run proves before it aggregates
+(``gcp_file_checks``):
 
-- every file was read to its end (the bytes read add up to the file's content length);
-- no row appears in two different files (a copy, a re-compressed copy, overlapping extracts);
+- every file was read to its end (read also as plain lines, whose bytes add up to the file's
+  content length), and a row read for each of its lines;
+- no row appears in two different files (a copy, a re-compressed or re-written copy, overlapping
+  extracts);
 - every row has the export's shape, finite amounts within range, and can be billed (an invoice
   month, a cost, credit amounts), unless the source accepts unbillable rows and reports them.
 """
@@ -133,32 +136,38 @@ def _keep_labels(label_keys: tuple[str, ...]) -> str:
     return f"list_filter(r.labels, lambda l: l.key IN ({keys}))"
 
 
-def load(connection: duckdb.DuckDBPyConnection, files: list[Path], kind: str, label_keys: tuple[str, ...]) -> None:
+def load(connection: duckdb.DuckDBPyConnection, source: GcpExportFiles, files: list[Path], kind: str,
+         label_keys: tuple[str, ...]) -> list[str]:
     """Read every file once into ``TABLE`` and define ``VIEW``, the export's columns, to query.
 
     Per row the table keeps: ``file`` (1-based index into ``files``), ``row_hash`` (what
     identifies the row), ``problem`` (``gcp_file_checks.PROBLEMS``: NULL for a sound row),
-    ``invoice``, for Parquet ``line_number`` (the row's number in its file), and for NDJSON the columns the queries read, parsed once (``VIEW`` is over the
+    ``month`` (its invoice month; for Parquet only on rows with a problem, with ``line_number``,
+    the row's number in its file), and for NDJSON the columns the queries read, parsed once (``VIEW`` is over the
     table). Parquet is columnar, so ``VIEW`` reads the few columns the queries need straight from
-    the files, which is faster than keeping them.
+    the files, which is faster than keeping them. Returns the Parquet columns all files have.
     """
     names = _file_list(files)
     if kind == "parquet":
+        common = parquet_columns(connection, source, files)
         connection.execute(f"""
             CREATE TABLE {TABLE} AS
-            SELECT list_position({names}, filename)::INTEGER AS file, {parquet_identity(connection, files)} AS row_hash,
-                   {checks.problem_expression(typed=False)} AS problem, r.invoice, file_row_number + 1 AS line_number
-            FROM read_parquet({names}, union_by_name = true, filename = true, file_row_number = true) AS r""")
+            SELECT file, row_hash, problem, CASE WHEN problem IS NOT NULL THEN month END AS month,
+                   CASE WHEN problem IS NOT NULL THEN file_row_number + 1 END AS line_number
+            FROM (SELECT list_position({names}, filename)::INTEGER AS file, hash({_columns_of(common)}) AS row_hash,
+                         {checks.problem_expression(typed=False)} AS problem, r.invoice.month, file_row_number
+                  FROM read_parquet({names}, union_by_name = true, filename = true, file_row_number = true) AS r)""")
         connection.execute(f"CREATE VIEW {VIEW} AS SELECT * FROM read_parquet({names}, union_by_name = true)")
-        return
+        return common
     connection.execute(f"""
         CREATE TABLE {TABLE} AS
-        SELECT file, {IDENTITY} AS row_hash, {checks.problem_expression(typed=True)} AS problem,
+        SELECT file, {IDENTITY} AS row_hash, {checks.problem_expression(typed=True)} AS problem, r.invoice.month,
                r.billing_account_id, r.service, r.project, {_keep_labels(label_keys)} AS labels, r.cost, r.currency,
                r.credits, r.invoice, r.cost_type
         FROM ({_typed_rows(files)})""")
     connection.execute(f"CREATE VIEW {VIEW} AS SELECT billing_account_id, service, project, labels, cost, currency, "
                        f"credits, invoice, cost_type FROM {TABLE}")
+    return []
 
 
 def _typed_rows(files: list[Path]) -> str:
@@ -179,31 +188,33 @@ def file_lines(connection: duckdb.DuckDBPyConnection, files: list[Path]) -> dict
         f"coalesce(sum(strlen(line)), 0) + count(*) FROM {line_reader(files)} GROUP BY ALL").fetchall()}
 
 
-def _common_columns(connection: duckdb.DuckDBPyConnection, files: list[Path]) -> list[str]:
-    """The columns every Parquet file has: an extract made after Google added a column still
-    holds the same rows as one made before."""
+def parquet_columns(connection: duckdb.DuckDBPyConnection, source: GcpExportFiles,
+                    files: list[Path]) -> list[str]:
+    """The columns every Parquet file has (an extract made after Google added a column still holds
+    the same rows as one made before), each file checked to have the export's columns."""
     common: set[str] | None = None
     for path in files:
-        names = {row[0] for row in connection.execute(f"DESCRIBE SELECT * FROM read_parquet({_file_list([path])})").fetchall()}
-        common = names if common is None else common & names
+        columns = {row[0]: row[1] for row in connection.execute(
+            f"DESCRIBE SELECT * FROM read_parquet({_file_list([path])})").fetchall()}
+        problem = checks.parquet_shape(source, path, columns)
+        if problem:
+            raise problem
+        common = set(columns) if common is None else common & set(columns)
     return sorted(common or ())
 
 
-def parquet_identity(connection: duckdb.DuckDBPyConnection, files: list[Path]) -> str:
-    """SQL over ``r``: a hash of a Parquet row's values in the columns all the files have."""
-    return "hash(" + ", ".join(f'r."{name.replace(chr(34), chr(34) * 2)}"' for name in
-                               _common_columns(connection, files)) + ")"
+def _columns_of(names: list[str]) -> str:
+    return ", ".join(f'r."{name.replace(chr(34), chr(34) * 2)}"' for name in names)
 
 
-def _same_rows(connection: duckdb.DuckDBPyConnection, files: list[Path], kind: str,
+def _same_rows(connection: duckdb.DuckDBPyConnection, files: list[Path], common: list[str],
                first: int, second: int) -> int:
     """How many rows of file ``second`` are also in file ``first``, compared on the rows
     themselves (every column, as values), not on their hashes."""
     pair = [files[first - 1], files[second - 1]]
-    if kind == "parquet":
-        columns = ", ".join(f'r."{name.replace(chr(34), chr(34) * 2)}"' for name in _common_columns(connection, files))
+    if common:  # Parquet
         counts = [Counter(text for (text,) in connection.execute(
-            f"SELECT row({columns})::VARCHAR FROM read_parquet({_file_list(files)}, union_by_name = true, "
+            f"SELECT row({_columns_of(common)})::VARCHAR FROM read_parquet({_file_list(files)}, union_by_name = true, "
             f"filename = true) AS r WHERE filename = {_quote(str(path))}").fetchall()) for path in pair]
     else:
         counts = [Counter(checks.canonical(line) for line in checks.lines_of(path)) for path in pair]
@@ -241,13 +252,13 @@ def collect(source: GcpExportFiles, month: Month, label_keys: tuple[str, ...],
     connection = duckdb.connect()
     try:
         try:
-            load(connection, files, kind, label_keys)
+            common = load(connection, source, files, kind, label_keys)
             lines = file_lines(connection, files) if kind == "ndjson" else {}
         except duckdb.Error as exc:
             raise checks.unreadable(source, files, kind, exc) from None
         checks.check_read_whole(source, files, kind, connection, TABLE, lines)
         checks.check_no_row_twice(source, files, connection, TABLE,
-                                  lambda a, b: _same_rows(connection, files, kind, a, b))
+                                  lambda a, b: _same_rows(connection, files, common, a, b))
         warnings = checks.check_rows(source, files, kind, month, connection, TABLE)
         try:
             cost_records = _records(connection, gcp_sql.to_duckdb(gcp_sql.cost_query(VIEW, len(label_keys)), params))
