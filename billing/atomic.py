@@ -12,9 +12,9 @@ a kill between them leaves the old version retired beside it, and the next run (
 puts it back before doing anything else.
 
 Locks are ``flock`` locks on a file in the hidden ``.locks`` folder beside it
-(``.locks/2022-09.lock``), held for a whole run:
-they work between processes on one machine and between containers sharing a volume, whatever
-their PIDs. The lock file names its holder for the message a second run prints.
+(``.locks/2022-09.lock``), held for a whole run: they work between processes on one machine and
+between containers sharing a volume, whatever their PIDs. The lock file names its holder for the
+message a second run prints.
 """
 
 from __future__ import annotations
