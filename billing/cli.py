@@ -7,11 +7,13 @@ run paid for before it failed) go to stdout first, as a successful run's notes d
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
 import click
 
+from . import ledger
 from .config import DEFAULT_CONFIG, load_config
 from .errors import EXIT_DATA, BillingError, UsageError
 from .money import format_amount, quantize
@@ -69,7 +71,7 @@ def run(month: str, config_path: Path, output: Path | None, refresh: bool) -> No
     """
     parsed = Month.parse(month)
     config = load_config(config_path)
-    done = run_month(config, parsed, output, refresh)
+    done = run_month(config, parsed, output, refresh, config_sha256=_sha256(config_path))
     result = done.result
 
     for warning in result.warnings:
@@ -92,6 +94,12 @@ def run(month: str, config_path: Path, output: Path | None, refresh: bool) -> No
         click.echo(f"Unattributed: {shown} {currency} (see unattributed.csv; write attribution rules for it)")
     click.echo(f"Reconciliation: {len(result.reconciliation)} billing account(s) balance to the cent.")
     click.echo(f"Wrote {len(done.files)} files to {done.folder}")
+    click.echo(f"Recorded {len(result.invoices)} draft invoice(s) in the ledger "
+               f"{ledger.shown(ledger.ledger_url(config.ledger.url))}")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @main.command("check-config")
@@ -107,6 +115,55 @@ def check_config(config_path: Path) -> None:
     config = load_config(config_path, check_paths=True)
     click.echo(f"OK: {config_path} ({len(config.communities)} communities, {len(config.sources)} sources, "
                f"{len(config.attribution)} attribution rules)")
+
+
+@main.command()
+@click.option("--month", default=None, metavar="YYYY-MM", help="Only this invoice month.")
+@config_option
+def status(month: str | None, config_path: Path) -> None:
+    """List the invoices the ledger holds: month, community, kind, status, number and total.
+
+    Example: billing status --month 2022-09
+    """
+    wanted = str(Month.parse(month)) if month else None
+    config = load_config(config_path)
+    engine = ledger.open_ledger(ledger.ledger_url(config.ledger.url), "billing status")
+    try:
+        documents = ledger.status(engine, wanted)
+    finally:
+        engine.dispose()
+    if not documents:
+        click.echo(f"The ledger holds no invoice{' for ' + wanted if wanted else ''} yet "
+                   "(billing run --month YYYY-MM records a month's drafts).")
+        return
+    rows = [(d.month, d.community_id, d.kind.replace("_", " "), d.status + (" (provisional)" if d.provisional else ""),
+             d.number or "-", format_amount(d.total, d.currency), d.currency) for d in documents]
+    headers = ("Month", "Community", "Kind", "Status", "Number", "Total", "")
+    widths = [max(len(r[c]) for r in rows + [headers]) for c in range(len(headers))]
+    for row in [headers] + rows:
+        click.echo("  ".join(cell.rjust(w) if c == 5 else cell.ljust(w)
+                             for c, (cell, w) in enumerate(zip(row, widths))).rstrip())
+
+
+@main.group("ledger")
+def ledger_group() -> None:
+    """The ledger database: what was invoiced (SQLite by default, PostgreSQL when deployed)."""
+
+
+@ledger_group.command("upgrade")
+@config_option
+def ledger_upgrade(config_path: Path) -> None:
+    """Bring the ledger's schema up to this version of billing (a new ledger is created).
+
+    Example: billing ledger upgrade --config config/billing.yaml
+    """
+    config = load_config(config_path)
+    url = ledger.ledger_url(config.ledger.url)
+    before, after = ledger.upgrade(url)
+    if before == after:
+        click.echo(f"The ledger {ledger.shown(url)} is at schema revision {after}, this version's; nothing to do.")
+    else:
+        click.echo(f"The ledger {ledger.shown(url)} is now at schema revision {after} (was {before or 'empty'}).")
 
 
 @main.group()

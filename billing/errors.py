@@ -78,3 +78,9 @@ class Busy(BillingError):
     """Another run holds the lock of a folder this run must write; trying again later will work."""
 
     exit_code = EXIT_DATA
+
+
+class LedgerError(BillingError):
+    """The ledger cannot be used as it is (unreachable, older or newer than the code)."""
+
+    exit_code = EXIT_USAGE

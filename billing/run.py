@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import NamedTuple
 
-from . import atomic, attribution, reconciliation
+from . import __version__, atomic, attribution, ledger, reconciliation
 from .allocation import Share, allocate
 from .collectors import Collection, collect
 from .config import Config
@@ -38,6 +38,7 @@ class MonthResult(NamedTuple):
         warnings: lines a person should act on (provisional data, ...).
         notes: what collecting did and cost (bytes scanned, paid API requests).
         shares: every community's part of every shared pool.
+        provisional: a source says the month's figures are not final (AWS Estimated).
     """
 
     month: Month
@@ -47,6 +48,7 @@ class MonthResult(NamedTuple):
     warnings: tuple[str, ...]
     notes: tuple[str, ...] = ()
     shares: tuple[Share, ...] = ()
+    provisional: bool = False
 
     def unattributed(self) -> dict[str, Decimal]:
         """Unattributed net cost per currency."""
@@ -158,7 +160,8 @@ def _compute(config: Config, month: Month, collections: list[tuple[str, Collecti
     warnings += key_warnings + pool_warnings
     warnings += tuple(f"{i.community_name}: {flag}" for i in invoices for flag in i.flags)
     notes = tuple(f"{source_id}: {n}" for source_id, c in collections for n in c.notes)
-    return MonthResult(month, attributed, tuple(invoices), balance, warnings, notes, shares)
+    return MonthResult(month, attributed, tuple(invoices), balance, warnings, notes, shares,
+                       any(c.provisional for _, c in collections))
 
 
 def pdf_name(invoice: Invoice) -> str:
@@ -179,29 +182,45 @@ def write_outputs(folder: Path, config: Config, result: MonthResult) -> tuple[Pa
     return tuple(sorted(folder.iterdir()))
 
 
-def run_month(config: Config, month: Month, output: Path | None = None, refresh: bool = False) -> RunResult:
-    """Compute ``month`` and replace ``<output>/<YYYY-MM>/`` with its outputs, whole.
+def fingerprint(result: MonthResult, config_sha256: str) -> ledger.Fingerprint:
+    """What the month's invoices were computed from, for the ledger."""
+    return ledger.Fingerprint(
+        source_totals=tuple((r.provider, r.billing_account, r.currency, str(r.source_total)) for r in result.reconciliation),
+        config_sha256=config_sha256, package_version=__version__, provisional=result.provisional)
+
+
+def run_month(config: Config, month: Month, output: Path | None = None, refresh: bool = False,
+              config_sha256: str = "", command: str = "billing run") -> RunResult:
+    """Compute ``month``, record its drafts in the ledger, and replace ``<output>/<YYYY-MM>/`` with
+    its outputs, whole.
 
     The month's lock is held from before collecting to after publishing, so two runs of one
     month (in two shells, or two containers sharing the folder) never interleave: the second
     stops at once with ``Busy``. The folder is switched in one step (``billing.atomic``): a run
     killed at any point leaves the previous outputs or the new ones, never a mix or nothing.
+    The ledger is opened (and checked to be at this code's schema) before anything is collected.
     """
     root = Path(output) if output is not None else config.output
     final = root / str(month)
     try:
         with atomic.locked(final, f"the outputs of {month}"):
-            atomic.recover(final)
-            result = compute_month(config, month, refresh)
+            engine = ledger.open_ledger(ledger.ledger_url(config.ledger.url), command)
             try:
-                with atomic.writing(final) as version:
-                    names = [p.name for p in write_outputs(version, config, result)]
-            except OSError as exc:
-                raise OutputError(f"cannot write the outputs to {final}: {exc.strerror or exc}",
-                                  notes=result.notes) from None
-            except BillingError as error:  # say what the sources did and cost all the same
-                error.notes = result.notes + error.notes
-                raise
+                atomic.recover(final)
+                result = compute_month(config, month, refresh)
+                try:
+                    with atomic.writing(final) as version:
+                        names = [p.name for p in write_outputs(version, config, result)]
+                        ledger.record_drafts(engine, month, result.invoices, fingerprint(result, config_sha256),
+                                             command)
+                except OSError as exc:
+                    raise OutputError(f"cannot write the outputs to {final}: {exc.strerror or exc}",
+                                      notes=result.notes) from None
+                except BillingError as error:  # say what the sources did and cost all the same
+                    error.notes = result.notes + error.notes
+                    raise
+            finally:
+                engine.dispose()
     except OSError as exc:
         raise OutputError(f"cannot write the outputs to {final}: {exc.strerror or exc}") from None
     return RunResult(result, final, tuple(final / name for name in names))

@@ -109,3 +109,11 @@ EXPECTED = [
     ("hubs-shared", "Compute Engine", "usage", ((NS, "hub-b"),), Decimal("3.75"), ()),
     ("tiny", "Compute Engine", "usage", (), Decimal("0.00123456"), ()),
 ]
+
+
+@pytest.fixture(autouse=True)
+def own_ledger(tmp_path_factory, monkeypatch):
+    """Every test records into a ledger of its own, never the repository's ledger.sqlite."""
+    path = tmp_path_factory.mktemp("ledger") / "ledger.sqlite"
+    monkeypatch.setenv("BILLING_LEDGER_URL", f"sqlite:///{path}")
+    return path

@@ -409,6 +409,7 @@ def month_collection(source: Source, month: Month, requests: tuple[Pages, ...], 
         totals=totals,
         label_keys=frozenset(d.get("Key") for d in tag_keys if d.get("Type") == "TAG"),
         warnings=tuple(warnings),
+        provisional=bool(warnings),
     )
 
 

@@ -19,6 +19,7 @@ class Collection(NamedTuple):
             by. A rule on any other key can never match, and is reported.
         warnings: things a person should act on (e.g. a provisional month), one line each.
         notes: what the collection did and cost (bytes scanned, paid requests), one line each.
+        provisional: the source says its figures for the month are not final (AWS Estimated).
     """
 
     rows: tuple[CostRow, ...]
@@ -26,3 +27,4 @@ class Collection(NamedTuple):
     label_keys: frozenset[str]
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    provisional: bool = False

@@ -15,7 +15,7 @@ from .fields import (EXPORT_TABLE, GCP_PROJECT, MAX_EXCHANGE_RATE, MAX_MONEY, MA
                      MAX_YAML_DEPTH, MAX_YAML_VALUES, Count, Currency, Id, Money, MonthText, Percent, Quantity,
                      Rate, Values)
 from .loader import DEFAULT_CONFIG, Location, format_location, load_config
-from .model import Config
+from .model import Config, LedgerSettings
 from .rules import Match, Rule, SharedPool
 from .sources import (SOURCE_TYPES, AwsCostExplorer, AwsCostExplorerFiles, AwsGroupBy, GcpBigQuery,
                       GcpExportFiles, Source)
@@ -26,8 +26,9 @@ __all__ = [
     "AwsCostExplorer", "AwsCostExplorerFiles", "AwsGroupBy", "CloudTerms", "Community", "Config",
     "Contact", "Contract", "Count", "Currency", "DEFAULT_CONFIG", "Discount", "EXPORT_TABLE",
     "ExchangeRate", "Fee", "FlatFee", "GCP_PROJECT", "GcpBigQuery", "GcpExportFiles", "Id",
-    "InvoiceSettings", "Location", "MAX_EXCHANGE_RATE", "MAX_MONEY", "MAX_PERCENT", "MAX_QUANTITY",
-    "MAX_YAML_DEPTH", "MAX_YAML_VALUES", "Match", "Money", "MonthText", "Organisation", "Percent",
-    "PercentFee", "Quantity", "Rate", "Rule", "SOURCE_TYPES", "SharedPool", "Source", "Tax", "Tier",
-    "TieredFee", "Values", "format_location", "load_config",
+    "InvoiceSettings", "LedgerSettings", "Location", "MAX_EXCHANGE_RATE", "MAX_MONEY",
+    "MAX_PERCENT", "MAX_QUANTITY", "MAX_YAML_DEPTH", "MAX_YAML_VALUES", "Match", "Money",
+    "MonthText", "Organisation", "Percent", "PercentFee", "Quantity", "Rate", "Rule",
+    "SOURCE_TYPES", "SharedPool", "Source", "Tax", "Tier", "TieredFee", "Values", "format_location",
+    "load_config",
 ]

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError
 from .fields import _NOT_A_NUMBER, MAX_YAML_DEPTH, MAX_YAML_VALUES, _YamlInt
-from .model import Config
+from .model import SQLITE_PREFIX, Config
 from .sources import SOURCE_TYPES
 from .terms import FlatFee, PercentFee, TieredFee
 
@@ -352,7 +352,12 @@ def _resolve_paths(config: Config, base: Path) -> Config:
                                     for field in ("path", "cache") if hasattr(s, field)})
                for s in config.sources]
     metrics = resolve(config.metrics) if config.metrics else None
-    return config.model_copy(update={"sources": sources, "output": resolve(config.output), "metrics": metrics})
+    ledger = config.ledger
+    if ledger.url.startswith(SQLITE_PREFIX) and not ledger.url.startswith(SQLITE_PREFIX + "/") \
+            and ledger.url != SQLITE_PREFIX + ":memory:":
+        ledger = ledger.model_copy(update={"url": SQLITE_PREFIX + str(resolve(Path(ledger.url[len(SQLITE_PREFIX):])).absolute())})
+    return config.model_copy(update={"sources": sources, "output": resolve(config.output), "metrics": metrics,
+                                     "ledger": ledger})
 
 
 def _path_checks(config: Config, base: Path) -> list[tuple[Location, str]]:

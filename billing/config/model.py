@@ -5,13 +5,36 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .fields import _Model
-
 from .rules import Rule, SharedPool
 from .sources import Source
 from .terms import Community, ExchangeRate, InvoiceSettings, Organisation
+
+
+SQLITE_PREFIX = "sqlite:///"
+
+
+class LedgerSettings(_Model):
+    """Where the ledger is: ``sqlite:///<path>`` (relative to the config file; the default) or
+    ``postgresql+psycopg://user@host/database``. A password never goes here: PostgreSQL takes it
+    from the environment (``PGPASSWORD``) or a ``.pgpass`` file. ``BILLING_LEDGER_URL`` in the
+    environment overrides the whole URL."""
+
+    url: str = SQLITE_PREFIX + "../ledger.sqlite"
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, value: str) -> str:
+        scheme, _, rest = value.partition("://")
+        if not rest or not scheme.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be sqlite:///<path> or postgresql+psycopg://user@host/database")
+        credentials = rest.split("@", 1)[0] if "@" in rest.split("/", 1)[0] else ""
+        if ":" in credentials:
+            raise ValueError("holds a password; give it in the environment (PGPASSWORD) or a .pgpass file, never "
+                             "in the config")
+        return value
 
 
 class Config(_Model):
@@ -24,6 +47,7 @@ class Config(_Model):
     exchange_rates: list[ExchangeRate] = []
     metrics: Path | None = None
     output: Path = Path("output")
+    ledger: LedgerSettings = LedgerSettings()
 
     def community(self, community_id: str) -> Community:
         return next(c for c in self.communities if c.id == community_id)

@@ -1,0 +1,13 @@
+"""The ledger: what the tool invoiced, in a database (SQLite by default, PostgreSQL when
+deployed), through a narrow API of one operation per function, each one transaction. No SQL is
+written anywhere else; the pipeline receives what the ledger knows as plain records.
+
+Built so far: the schema and its migrations, opening a ledger (refusing one older or newer than
+the code), recording each run's drafts with the month's fingerprint, and listing what it holds.
+"""
+
+from .connect import head, ledger_url, open_ledger, shown, upgrade
+from .drafts import Fingerprint, record_drafts
+from .status import Document, status
+
+__all__ = ["Document", "Fingerprint", "head", "ledger_url", "open_ledger", "record_drafts", "shown", "status", "upgrade"]

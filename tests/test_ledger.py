@@ -1,0 +1,138 @@
+"""The ledger, on SQLite and on PostgreSQL: the same tests on both databases.
+
+PostgreSQL is reached through ``BILLING_TEST_POSTGRES_URL`` (``.ci/run`` sets it); each test works
+in a schema of its own and drops it. Where the variable is set and the server does not answer,
+the tests fail rather than skip.
+"""
+
+import datetime as dt
+import os
+import uuid
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from billing import ledger
+from billing.cli import main
+from billing.errors import LedgerError
+from billing.ledger.schema import events, invoice_lines, invoices
+from billing.records import Invoice, InvoiceLine
+
+from conftest import ROOT, SEPTEMBER
+
+POSTGRES = os.environ.get("BILLING_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+        return
+    if not POSTGRES:
+        pytest.skip("BILLING_TEST_POSTGRES_URL is not set")
+    schema = f"ledger_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES)
+    with admin.begin() as connection:  # fails, not skips, when the server does not answer
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in POSTGRES else "?"
+    try:
+        yield f"{POSTGRES}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def draft(community="paleohack", total="1234.567891234") -> Invoice:
+    lines = (InvoiceLine("cloud", "Google Cloud: Compute Engine", "gcp", "Compute Engine", Decimal("1300.10"),
+                         Decimal("-65.532108766"), Decimal(total)),)
+    return Invoice("DRAFT-202209-" + community, "draft", community, community.title(), SEPTEMBER,
+                   dt.date(2022, 10, 1), dt.date(2022, 10, 31), "USD", lines)
+
+
+FINGERPRINT = ledger.Fingerprint((("gcp", "01A2B3-C4D5E6-F7A8B9", "USD", "8710.2"),), "ab" * 32, "0.1.0", False)
+
+
+def test_a_new_database_becomes_a_ledger_at_this_codes_schema(url):
+    engine = ledger.open_ledger(url, "billing run")
+    try:
+        assert ledger.status(engine) == ()
+        with engine.connect() as connection:
+            assert sa.inspect(connection).has_table("invoices")
+        assert ledger.upgrade(url) == (ledger.head(), ledger.head())
+    finally:
+        engine.dispose()
+
+
+def test_drafts_are_recorded_exactly_and_a_rerun_replaces_them(url):
+    engine = ledger.open_ledger(url, "billing run")
+    try:
+        ledger.record_drafts(engine, SEPTEMBER, [draft(), draft("temple", "10.5")], FINGERPRINT, "billing run")
+        ledger.record_drafts(engine, SEPTEMBER, [draft(total="1234.567891235")], FINGERPRINT, "billing run")
+        [document] = ledger.status(engine)
+        assert document[:5] == ("2022-09", "paleohack", "invoice", "draft", None)
+        assert document.total == Decimal("1234.567891235") and isinstance(document.total, Decimal)
+        with engine.connect() as connection:
+            [line] = connection.execute(sa.select(invoice_lines)).mappings().all()
+            assert (line["cost"], line["credits"]) == (Decimal("1300.10"), Decimal("-65.532108766"))
+            changes = connection.execute(sa.select(events.c.community_id, events.c.change)
+                                         .order_by(events.c.id)).all()
+            assert changes == [("paleohack", "drafted"), ("temple", "drafted"), ("paleohack", "redrafted")]
+            assert isinstance(invoices.c.total.type, sa.Numeric)
+            kind = [c for c in sa.inspect(connection).get_columns("invoices") if c["name"] == "total"][0]["type"]
+            assert isinstance(kind, sa.Numeric) and (kind.precision, kind.scale) == (38, 9)
+    finally:
+        engine.dispose()
+
+
+def test_a_ledger_from_a_newer_billing_or_a_foreign_database_is_refused(url):
+    ledger.open_ledger(url, "billing run").dispose()
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(LedgerError, match=r"billing status refuses the ledger at .*: it was written by a newer "
+                                          r"version of billing \(schema revision 9999\)"):
+        ledger.open_ledger(url, "billing status")
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE alembic_version"))
+    with pytest.raises(LedgerError, match=r"billing run refuses the database at .*: it holds tables but is not a "
+                                          r"billing ledger"):
+        ledger.open_ledger(url, "billing run")
+    engine.dispose()
+
+
+def test_a_run_records_its_drafts_and_status_lists_them(url, tmp_path, monkeypatch):
+    monkeypatch.setenv("BILLING_LEDGER_URL", url)
+    runner = CliRunner()
+    config = str(ROOT / "config" / "billing.yaml")
+    done = runner.invoke(main, ["run", "--month", "2022-09", "--config", config, "--output", str(tmp_path / "out")])
+    assert done.exit_code == 0, done.output
+    assert "Recorded 8 draft invoice(s) in the ledger" in done.output
+    listed = runner.invoke(main, ["status", "--month", "2022-09", "--config", config])
+    assert listed.exit_code == 0
+    assert [line.split()[:4] for line in listed.output.splitlines()[1:3]] == [
+        ["2022-09", "callysto", "invoice", "draft"], ["2022-09", "ciroh", "invoice", "draft"]]
+    assert "4,382.66  CAD" in listed.output
+
+
+def test_an_unreachable_ledger_is_one_line_and_nothing_is_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("BILLING_LEDGER_URL", "postgresql+psycopg://billing@127.0.0.1:9/ledger")
+    result = CliRunner().invoke(main, ["run", "--month", "2022-09", "--config", str(ROOT / "config" / "billing.yaml"),
+                                       "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: billing run: cannot use the ledger at "
+                                    "postgresql+psycopg://billing@127.0.0.1:9/ledger: ")
+    assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "out" / "2022-09").exists()
+
+
+def test_a_password_in_the_configs_ledger_url_is_refused(tmp_path):
+    text = (ROOT / "config" / "billing.yaml").read_text().replace("../demo/", f"{ROOT}/demo/")
+    path = tmp_path / "billing.yaml"
+    path.write_text(text + "ledger: {url: 'postgresql+psycopg://billing:secret@db.example/ledger'}\n")
+    result = CliRunner().invoke(main, ["check-config", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "ledger.url: Value error" not in result.stderr
+    assert "holds a password; give it in the environment (PGPASSWORD)" in result.stderr
