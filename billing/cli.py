@@ -18,6 +18,7 @@ from .config import DEFAULT_CONFIG, load_config
 from .errors import EXIT_DATA, BillingError, UsageError
 from .money import format_amount, quantize
 from .records import Month
+from .finalize import finalize_month
 from .run import run_month
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -94,8 +95,10 @@ def run(month: str, config_path: Path, output: Path | None, refresh: bool) -> No
         click.echo(f"Unattributed: {shown} {currency} (see unattributed.csv; write attribution rules for it)")
     click.echo(f"Reconciliation: {len(result.reconciliation)} billing account(s) balance to the cent.")
     click.echo(f"Wrote {len(done.files)} files to {done.folder}")
-    click.echo(f"Recorded {len(result.invoices)} draft invoice(s) in the ledger "
-               f"{ledger.shown(ledger.ledger_url(config.ledger.url))}")
+    drafts = [i for i in result.invoices if i.status == "draft"]
+    kept = [i.number for i in result.invoices if i.status == "finalized"]
+    click.echo(f"Recorded {len(drafts)} draft invoice(s) in the ledger {ledger.shown(ledger.ledger_url(config.ledger.url))}"
+               + (f"; kept {len(kept)} finalized invoice(s) as they are ({', '.join(kept)})" if kept else ""))
 
 
 def _sha256(path: Path) -> str:
@@ -115,6 +118,34 @@ def check_config(config_path: Path) -> None:
     config = load_config(config_path, check_paths=True)
     click.echo(f"OK: {config_path} ({len(config.communities)} communities, {len(config.sources)} sources, "
                f"{len(config.attribution)} attribution rules)")
+
+
+@main.command()
+@click.option("--month", required=True, metavar="YYYY-MM", help="Invoice month to finalize, e.g. 2022-09.")
+@click.option("--community", "communities", multiple=True, metavar="ID",
+              help="Only this community's invoice (repeat for several); default: every draft of the month.")
+@config_option
+@click.option("--output", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default: the config's output), as given to billing run.")
+def finalize(month: str, communities: tuple[str, ...], config_path: Path, output: Path | None) -> None:
+    """Give a month's draft invoices their final numbers and final PDFs (no DRAFT mark).
+
+    Numbers come from the config's invoices.number_pattern and one sequence, never reused and
+    without gaps. A finalized invoice never changes; finalizing it again does nothing.
+
+    Example: billing finalize --month 2022-09
+    """
+    parsed = Month.parse(month)
+    config = load_config(config_path)
+    done = finalize_month(config, parsed, list(communities) or None, output)
+    for item in done:
+        invoice = item.invoice
+        state = "finalized" if item.newly else "already finalized, unchanged"
+        click.echo(f"{invoice.number}  {invoice.community_name}  {format_amount(invoice.total, invoice.currency)} "
+                   f"{invoice.currency}  {state}")
+    newly = sum(item.newly for item in done)
+    click.echo(f"Finalized {newly} invoice(s) of {parsed.label}"
+               + (f"; {len(done) - newly} were final already" if len(done) > newly else "") + ".")
 
 
 @main.command()

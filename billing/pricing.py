@@ -279,8 +279,16 @@ def _cloud_order(item: tuple[tuple[str, str, str], list[Decimal]]) -> tuple:
 
 
 def invoice_number(config: Config, community: Community, month: Month) -> str:
-    """A draft reference such as ``DRAFT-202209-paleohack``, stable across reruns."""
-    return f"{config.invoices.number_prefix}-{month.compact}-{community.id}"
+    """A draft reference such as ``DRAFT-202209-paleohack``, stable across reruns; a final
+    number is given when the invoice is finalized (``billing.ledger.finalize``)."""
+    return f"DRAFT-{month.compact}-{community.id}"
+
+
+def final_number(config: Config, seq: int, invoice: Invoice) -> str:
+    """The number of a finalized invoice: the config's pattern with the sequence number."""
+    return config.invoices.number_pattern.format(prefix=config.invoices.number_prefix, seq=seq,
+                                                 year=invoice.issue_date.year,
+                                                 month=f"{invoice.issue_date.month:02d}")
 
 
 def price_invoice(config: Config, community: Community, month: Month, direct: Sequence[Attributed],

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 from decimal import Decimal
 from pathlib import Path
-from typing import NamedTuple
+from typing import Mapping, NamedTuple, Sequence
 
 from . import __version__, atomic, attribution, ledger, reconciliation
 from .allocation import Share, allocate
@@ -24,7 +24,7 @@ from .money import MINOR_UNITS, ZERO
 from .pricing import price_invoice
 from .records import Attributed, Invoice, Month, PROVIDER_NAMES, ReconciliationRow
 from .render import csv_files
-from .render.pdf import write_invoice_pdf
+from .render.pdf import pdf_name, place_final_pdf, write_invoice_pdf
 
 
 class MonthResult(NamedTuple):
@@ -164,14 +164,18 @@ def _compute(config: Config, month: Month, collections: list[tuple[str, Collecti
                        any(c.provisional for _, c in collections))
 
 
-def pdf_name(invoice: Invoice) -> str:
-    return f"invoice-{invoice.month}-{invoice.community_id}.pdf"
+def write_outputs(folder: Path, config: Config, result: MonthResult, finals: Mapping[str, str] | None = None,
+                  previous: Path | None = None) -> tuple[Path, ...]:
+    """Write every output file of ``result`` into ``folder`` (which must exist and be empty).
 
-
-def write_outputs(folder: Path, config: Config, result: MonthResult) -> tuple[Path, ...]:
-    """Write every output file of ``result`` into ``folder`` (which must exist and be empty)."""
+    ``finals`` maps the numbers of finalized invoices to the sha256 of their PDFs: those are not
+    rendered anew but kept byte for byte (``render.pdf.place_final_pdf``, from ``previous``)."""
     for invoice in result.invoices:
-        write_invoice_pdf(folder / pdf_name(invoice), invoice, config.community(invoice.community_id), config)
+        community = config.community(invoice.community_id)
+        if finals and invoice.number in finals:
+            place_final_pdf(folder, previous or folder, invoice, finals[invoice.number], community, config)
+        else:
+            write_invoice_pdf(folder / pdf_name(invoice), invoice, community, config)
     csv_files.write_register(folder / "invoice-register.csv", result.invoices)
     csv_files.write_lines(folder / "invoice-lines.csv", result.invoices)
     csv_files.write_cost_detail(folder / "cost-detail.csv", result.attributed)
@@ -180,6 +184,14 @@ def write_outputs(folder: Path, config: Config, result: MonthResult) -> tuple[Pa
     csv_files.write_shared_allocation(folder / "shared-allocation.csv", result.shares, config)
     csv_files.write_reconciliation(folder / "reconciliation.csv", result.reconciliation)
     return tuple(sorted(folder.iterdir()))
+
+
+def with_finalized(result: MonthResult, finalized: Sequence[tuple[Invoice, str]]) -> MonthResult:
+    """``result`` with each community's finalized invoice in place of its new draft: an invoice
+    that was finalized never changes (later data becomes an adjustment)."""
+    finals = {invoice.community_id: invoice for invoice, _ in finalized}
+    invoices = [finals.pop(i.community_id, i) for i in result.invoices]
+    return result._replace(invoices=tuple(invoices) + tuple(finals[c] for c in sorted(finals)))
 
 
 def fingerprint(result: MonthResult, config_sha256: str) -> ledger.Fingerprint:
@@ -207,10 +219,12 @@ def run_month(config: Config, month: Month, output: Path | None = None, refresh:
             engine = ledger.open_ledger(ledger.ledger_url(config.ledger.url), command)
             try:
                 atomic.recover(final)
-                result = compute_month(config, month, refresh)
+                kept = ledger.finalized(engine, month)
+                result = with_finalized(compute_month(config, month, refresh), kept)
+                finals = {invoice.number: sha256 for invoice, sha256 in kept}
                 try:
                     with atomic.writing(final) as version:
-                        names = [p.name for p in write_outputs(version, config, result)]
+                        names = [p.name for p in write_outputs(version, config, result, finals, final)]
                         ledger.record_drafts(engine, month, result.invoices, fingerprint(result, config_sha256),
                                              command)
                 except OSError as exc:

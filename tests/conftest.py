@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,6 +29,9 @@ for _name in ("AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONT
     os.environ.pop(_name, None)
 
 ROOT = Path(__file__).resolve().parents[1]
+# Runs record into a ledger of the test session's own (each test gets its own: ``own_ledger``),
+# never the repository's ledger.sqlite.
+os.environ["BILLING_LEDGER_URL"] = f"sqlite:///{tempfile.mkdtemp(prefix='billing-ledger-')}/ledger.sqlite"
 ACCOUNT = "01A2B3-C4D5E6-F7A8B9"
 SEPTEMBER = Month(2022, 9)
 NS = "k8s-namespace"

@@ -6,6 +6,7 @@ the tests fail rather than skip.
 """
 
 import datetime as dt
+import shutil
 import os
 import uuid
 from decimal import Decimal
@@ -136,3 +137,81 @@ def test_a_password_in_the_configs_ledger_url_is_refused(tmp_path):
     assert result.exit_code == 2
     assert "ledger.url: Value error" not in result.stderr
     assert "holds a password; give it in the environment (PGPASSWORD)" in result.stderr
+
+
+# --- finalizing ----------------------------------------------------------------------------------
+
+def run_cli(*args):
+    return CliRunner().invoke(main, [*args, "--config", str(ROOT / "config" / "billing.yaml")])
+
+
+def pdf_text(path) -> str:
+    from pypdf import PdfReader
+    return " ".join(page.extract_text() for page in PdfReader(path).pages)
+
+
+def test_finalize_numbers_without_gaps_prints_final_pdfs_and_a_rerun_changes_none(url, tmp_path, monkeypatch):
+    monkeypatch.setenv("BILLING_LEDGER_URL", url)
+    out = str(tmp_path / "out")
+    assert run_cli("run", "--month", "2022-09", "--output", out).exit_code == 0
+    folder = tmp_path / "out" / "2022-09"
+    assert "DRAFT" in pdf_text(folder / "invoice-2022-09-paleohack.pdf").upper()
+
+    first = run_cli("finalize", "--month", "2022-09", "--output", out, "--community", "paleohack",
+                    "--community", "ciroh")
+    assert first.exit_code == 0, first.output
+    assert first.output.splitlines()[:2] == ["INV-2022-00001  CIROH  4,704.20 USD  finalized",
+                                             "INV-2022-00002  PaleoHack  1,748.01 USD  finalized"]
+    rest = run_cli("finalize", "--month", "2022-09", "--output", out)
+    assert rest.exit_code == 0 and "Finalized 6 invoice(s) of September 2022; 2 were final already." in rest.output
+    again = run_cli("finalize", "--month", "2022-09", "--output", out)
+    assert "Finalized 0 invoice(s) of September 2022; 8 were final already." in again.output
+
+    register = (folder / "invoice-register.csv").read_text().splitlines()
+    numbers = sorted(line.split(",")[0] for line in register[1:])
+    assert numbers == [f"INV-2022-{n:05d}" for n in range(1, 9)]
+    assert all(line.split(",")[12] == "finalized" for line in register[1:])
+    text = pdf_text(folder / "invoice-2022-09-paleohack.pdf")
+    assert "INV-2022-00002" in text and "DRAFT" not in text.upper()
+
+    before = {p.name: p.read_bytes() for p in folder.glob("*.pdf")}
+    rerun = run_cli("run", "--month", "2022-09", "--output", out)
+    assert rerun.exit_code == 0 and "kept 8 finalized invoice(s) as they are" in rerun.output
+    assert {p.name: p.read_bytes() for p in folder.glob("*.pdf")} == before
+    assert (folder / "invoice-register.csv").read_text().count("finalized") == 8
+    listed = run_cli("status", "--month", "2022-09")
+    assert "finalized  INV-2022-00002" in listed.output
+
+
+def test_a_finalized_pdf_that_went_missing_is_rendered_again_to_the_same_bytes(url, tmp_path, monkeypatch):
+    monkeypatch.setenv("BILLING_LEDGER_URL", url)
+    out = str(tmp_path / "out")
+    run_cli("run", "--month", "2022-09", "--output", out)
+    run_cli("finalize", "--month", "2022-09", "--output", out, "--community", "temple")
+    pdf = tmp_path / "out" / "2022-09" / "invoice-2022-09-temple.pdf"
+    kept = pdf.read_bytes()
+    shutil.rmtree(tmp_path / "out")
+    again = run_cli("run", "--month", "2022-09", "--output", out)
+    assert again.exit_code == 0, again.output
+    assert pdf.read_bytes() == kept
+
+
+def test_finalize_refuses_a_month_never_run_an_unknown_community_and_provisional_data(url, tmp_path, monkeypatch):
+    monkeypatch.setenv("BILLING_LEDGER_URL", url)
+    out = str(tmp_path / "out")
+    run_cli("run", "--month", "2022-09", "--output", out)
+    never = run_cli("finalize", "--month", "2022-10", "--output", out)
+    assert never.exit_code == 2
+    assert never.stderr.startswith("Error: billing finalize: ")
+    unknown = run_cli("finalize", "--month", "2022-09", "--output", out, "--community", "nobody")
+    assert unknown.exit_code == 2
+    assert unknown.stderr.startswith("Error: billing finalize: 2022-09 has no invoice for nobody (it has: callysto")
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE months SET provisional = true"))
+    engine.dispose()
+    provisional = run_cli("finalize", "--month", "2022-09", "--output", out)
+    assert provisional.exit_code == 1
+    assert "2022-09 is provisional" in provisional.stderr
+    assert "draft" in run_cli("status", "--month", "2022-09").output  # nothing changed
+    assert "finalized" not in run_cli("status", "--month", "2022-09").output

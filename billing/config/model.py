@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
+from ..errors import ConfigError
 from .fields import _Model
 from .rules import Rule, SharedPool
 from .sources import Source
@@ -50,7 +51,11 @@ class Config(_Model):
     ledger: LedgerSettings = LedgerSettings()
 
     def community(self, community_id: str) -> Community:
-        return next(c for c in self.communities if c.id == community_id)
+        for community in self.communities:
+            if community.id == community_id:
+                return community
+        raise ConfigError(f"community {community_id!r} has invoices in the ledger but is not in the config; put it "
+                          "back (its finalized invoices stay as they are)")
 
     def pool(self, pool_id: str) -> SharedPool:
         return next(p for p in self.shared_pools if p.id == pool_id)

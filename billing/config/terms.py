@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from .fields import Count, Currency, Id, Money, MonthText, Percent, Quantity, Rate, _Model
 
@@ -24,10 +25,26 @@ class Organisation(_Model):
 
 
 class InvoiceSettings(_Model):
-    """How invoices are dated and what page they are printed on."""
+    """What page invoices are printed on, and how final invoices are numbered:
+    ``number_pattern`` with ``{prefix}``, ``{year}`` (of the issue date), ``{month}`` and
+    ``{seq}`` (the organisation's one sequence, with a format such as ``{seq:05}``)."""
 
     page_size: Literal["A4", "Letter"] = "A4"
-    number_prefix: str = Field("DRAFT", pattern=r"^[A-Za-z0-9-]+$")
+    number_prefix: str = Field("INV", pattern=r"^[A-Za-z0-9-]+$")
+    number_pattern: str = "{prefix}-{year}-{seq:05}"
+
+    @field_validator("number_pattern")
+    @classmethod
+    def _pattern_makes_numbers(cls, value: str) -> str:
+        if "{seq" not in value:
+            raise ValueError("must hold {seq}, the sequence number, or numbers would repeat")
+        try:
+            example = value.format(prefix="INV", year=2022, month="09", seq=1)
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(f"is not a pattern of {{prefix}}, {{year}}, {{month}} and {{seq}} ({error})") from None
+        if not re.fullmatch(r"[A-Za-z0-9/_.-]{1,64}", example):
+            raise ValueError(f"makes numbers such as {example!r}; use letters, digits and - / _ . (at most 64)")
+        return value
 
 
 class Contact(_Model):

@@ -8,8 +8,10 @@ of billing is refused. SQLite allows one writer at a time: another waits up to
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -72,6 +74,23 @@ def _sqlite_foreign_keys(connection, _record) -> None:
 def unreachable(what: str, url: str, error: DBAPIError) -> LedgerError:
     detail = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
     return LedgerError(f"{what}: cannot use the ledger at {shown(url)}: {detail}")
+
+
+Operation = TypeVar("Operation", bound=Callable)
+
+
+def guarded(operation: Operation) -> Operation:
+    """A ledger operation (``engine`` first) whose database errors become one-line LedgerErrors."""
+
+    @functools.wraps(operation)
+    def run(engine: Engine, *args, **kwargs):
+        try:
+            return operation(engine, *args, **kwargs)
+        except DBAPIError as error:
+            what = kwargs.get("command") or (args[-1] if args and isinstance(args[-1], str) else "billing")
+            raise unreachable(what, engine.url.render_as_string(hide_password=True), error) from None
+
+    return run  # type: ignore[return-value]
 
 
 def open_ledger(url: str, what: str) -> Engine:

@@ -8,10 +8,10 @@ import json
 from typing import NamedTuple, Sequence
 
 from sqlalchemy import Engine, delete, insert, select, update
-from sqlalchemy.exc import DBAPIError
 
 from ..records import Invoice, Month
-from .connect import unreachable
+from .connect import guarded
+from .documents import insert_invoice, invoice_of, month_documents
 from .schema import events, invoice_lines, invoices, months
 
 
@@ -35,38 +35,32 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+@guarded
 def record_drafts(engine: Engine, month: Month, drafts: Sequence[Invoice], fingerprint: Fingerprint,
-                  command: str) -> None:
-    """Replace the month's drafts by ``drafts`` and record the month's fingerprint."""
-    try:
-        _record(engine, month, drafts, fingerprint, command)
-    except DBAPIError as error:
-        raise unreachable(command, engine.url.render_as_string(hide_password=True), error) from None
+                  command: str) -> tuple[Invoice, ...]:
+    """Replace the month's drafts by ``drafts`` and record the month's fingerprint.
+
+    A community whose invoice for the month is finalized keeps it: its draft is not recorded, and
+    the finalized invoices are returned, as the ledger has them, to be written as they are.
+    """
+    return _record(engine, month, drafts, fingerprint, command)
 
 
-def _record(engine: Engine, month: Month, drafts: Sequence[Invoice], fingerprint: Fingerprint, command: str) -> None:
+def _record(engine: Engine, month: Month, drafts: Sequence[Invoice], fingerprint: Fingerprint,
+            command: str) -> tuple[Invoice, ...]:
     now, key = _now(), str(month)
     with engine.begin() as connection:
-        earlier = {community: invoice_id for invoice_id, community in connection.execute(
-            select(invoices.c.id, invoices.c.community_id).where(
-                invoices.c.month == key, invoices.c.status == "draft", invoices.c.kind == "invoice"))}
+        final = [invoice_of(connection, row) for row in month_documents(connection, month, "finalized")]
+        kept = {invoice.community_id for invoice in final}
+        earlier = {row["community_id"]: row["id"] for row in month_documents(connection, month, "draft")}
         if earlier:
             connection.execute(update(events).where(events.c.invoice_id.in_(earlier.values())).values(invoice_id=None))
             connection.execute(delete(invoice_lines).where(invoice_lines.c.invoice_id.in_(earlier.values())))
             connection.execute(delete(invoices).where(invoices.c.id.in_(earlier.values())))
         for draft in drafts:
-            invoice_id = connection.execute(insert(invoices).values(
-                community_id=draft.community_id, month=key, kind="invoice", status="draft", number=None,
-                references_number=None, currency=draft.currency, issue_date=draft.issue_date.isoformat(),
-                due_date=draft.due_date.isoformat(), cloud_costs=draft.cloud_costs, fees=draft.fees,
-                discounts=draft.discounts, tax=draft.tax, total=draft.total, pdf_sha256=None,
-                created_at=now)).inserted_primary_key[0]
-            if draft.lines:
-                connection.execute(insert(invoice_lines), [
-                    {"invoice_id": invoice_id, "position": n, "section": line.section,
-                     "description": line.description, "provider": line.provider, "service": line.service,
-                     "cost": line.cost, "credits": line.credits, "amount": line.amount}
-                    for n, line in enumerate(draft.lines, start=1)])
+            if draft.community_id in kept:
+                continue
+            invoice_id = insert_invoice(connection, draft, "draft", None, now)
             change = "redrafted" if draft.community_id in earlier else "drafted"
             connection.execute(insert(events).values(
                 invoice_id=invoice_id, month=key, community_id=draft.community_id, at=now, command=command,
@@ -78,3 +72,4 @@ def _record(engine: Engine, month: Month, drafts: Sequence[Invoice], fingerprint
             connection.execute(update(months).where(months.c.month == key).values(**row))
         else:
             connection.execute(insert(months).values(month=key, **row))
+    return tuple(final)

@@ -27,6 +27,7 @@ invoices = Table(
     "invoices", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("community_id", String(64), nullable=False),
+    Column("community_name", Text, nullable=False),
     Column("month", String(7), nullable=False),
     Column("kind", String(16), nullable=False),                 # invoice | credit_note
     Column("status", String(16), nullable=False),               # draft | finalized | void
@@ -40,6 +41,9 @@ invoices = Table(
     Column("discounts", AMOUNT, nullable=False),
     Column("tax", AMOUNT, nullable=False),
     Column("total", AMOUNT, nullable=False),
+    Column("scope", Text, nullable=False),                     # JSON lists of the printed sentences
+    Column("notes", Text, nullable=False),
+    Column("flags", Text, nullable=False),
     Column("pdf_sha256", String(64), nullable=True),
     Column("created_at", String(32), nullable=False),
 )

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 from sqlalchemy import Engine, select
 
+from .connect import guarded
 from .schema import invoices, months
 
 
@@ -31,6 +32,7 @@ class Document(NamedTuple):
     provisional: bool
 
 
+@guarded
 def status(engine: Engine, month: str | None = None) -> tuple[Document, ...]:
     """Every document of ``month`` (or of every month), by month, community and id."""
     query = (select(invoices.c.month, invoices.c.community_id, invoices.c.kind, invoices.c.status,

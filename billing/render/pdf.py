@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import hashlib
 import os
+import shutil
 from contextlib import contextmanager
 from decimal import Decimal
 from functools import lru_cache
@@ -19,6 +21,7 @@ from typing import Iterator
 import jinja2
 
 from ..config import Community, Config
+from ..errors import DataError
 from ..money import ZERO, format_amount
 from ..records import Invoice
 
@@ -86,3 +89,27 @@ def write_invoice_pdf(path: Path, invoice: Invoice, community: Community, config
     html = weasyprint.HTML(string=invoice_html(invoice, community, config, folder), base_url=str(folder))
     with _fixed_timestamps(invoice.issue_date):
         html.write_pdf(path, pdf_identifier=invoice.number.encode())
+
+
+def pdf_name(invoice: Invoice) -> str:
+    return f"invoice-{invoice.month}-{invoice.community_id}.pdf"
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def place_final_pdf(folder: Path, previous: Path, invoice: Invoice, sha256: str, community: Community,
+                    config: Config) -> None:
+    """Put a finalized invoice's PDF, byte for byte the one the ledger recorded, into ``folder``:
+    copied from ``previous`` (the month's folder as it is), or rendered again from the ledger's
+    record when it is not there; either way its sha256 must be the recorded one."""
+    target, earlier = folder / pdf_name(invoice), previous / pdf_name(invoice)
+    if earlier.is_file() and sha256_of(earlier) == sha256:
+        shutil.copyfile(earlier, target)
+        return
+    write_invoice_pdf(target, invoice, community, config)
+    if sha256_of(target) != sha256:
+        raise DataError(f"{invoice.number}: its PDF is not in {previous}, and rendering it again does not give the "
+                        f"recorded bytes (sha256 {sha256}; did the template or the organisation's details change?); "
+                        f"put back {pdf_name(invoice)} from a copy: a finalized invoice never changes")

@@ -30,6 +30,7 @@ def upgrade() -> None:
         "invoices",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("community_id", sa.String(64), nullable=False),
+        sa.Column("community_name", sa.Text, nullable=False),
         sa.Column("month", sa.String(7), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
@@ -43,6 +44,9 @@ def upgrade() -> None:
         sa.Column("discounts", AMOUNT, nullable=False),
         sa.Column("tax", AMOUNT, nullable=False),
         sa.Column("total", AMOUNT, nullable=False),
+        sa.Column("scope", sa.Text, nullable=False),
+        sa.Column("notes", sa.Text, nullable=False),
+        sa.Column("flags", sa.Text, nullable=False),
         sa.Column("pdf_sha256", sa.String(64), nullable=True),
         sa.Column("created_at", sa.String(32), nullable=False),
     )
@@ -69,11 +73,12 @@ def upgrade() -> None:
         sa.Column("change", sa.String(32), nullable=False),
         sa.Column("detail", sa.Text, nullable=False),
     )
-    op.create_table(
+    table = op.create_table(
         "sequences",
         sa.Column("name", sa.String(64), primary_key=True),
         sa.Column("last_value", sa.Integer, nullable=False),
     )
+    op.bulk_insert(table, [{"name": "invoices", "last_value": 0}])  # invoices and credit notes
 
 
 def downgrade() -> None:

@@ -1,0 +1,83 @@
+"""Finalizing a month: its drafts get final numbers and final PDFs, in the ledger and in the
+month's folder together.
+
+Under the month's lock, a new version of the month's folder is written: the final PDFs (no DRAFT
+mark) rendered while the ledger's transaction assigns the numbers, the drafts left as they were,
+and the register and lines rewritten from the ledger; then the folder is switched in one step.
+A run killed after the ledger committed leaves the old folder; finalizing again (a no-op in the
+ledger) writes the folder from the ledger, so the two always end up matching.
+"""
+
+from __future__ import annotations
+
+import shutil
+from functools import partial
+from pathlib import Path
+from typing import Sequence
+
+from . import atomic, ledger
+from .config import Config
+from .errors import OutputError, UsageError
+from .pricing import final_number
+from .records import Invoice, Month
+from .render import csv_files
+from .render.pdf import pdf_name, place_final_pdf, sha256_of, write_invoice_pdf
+
+REWRITTEN = ("invoice-register.csv", "invoice-lines.csv")
+
+
+def finalize_month(config: Config, month: Month, communities: Sequence[str] | None = None,
+                   output: Path | None = None, command: str = "billing finalize") -> tuple[ledger.Finalized, ...]:
+    """Finalize ``month``'s drafts (of ``communities``, or all) and write its folder to match."""
+    root = Path(output) if output is not None else config.output
+    final = root / str(month)
+    try:
+        with atomic.locked(final, f"the outputs of {month}"):
+            engine = ledger.open_ledger(ledger.ledger_url(config.ledger.url), command)
+            try:
+                atomic.recover(final)
+                if not final.is_dir():
+                    raise UsageError(f"{command}: {final} does not exist; run `billing run --month {month}` with the "
+                                     "same output folder first")
+                with atomic.writing(final) as version:
+                    done = ledger.finalize(engine, month, communities, partial(final_number, config),
+                                           partial(_render_final, version, config), command)
+                    order = {community.id: n for n, community in enumerate(config.communities)}
+                    invoices = sorted(ledger.month_invoices(engine, month),
+                                      key=lambda i: (order.get(i.community_id, len(order)), i.community_id))
+                    _write_month(version, final, config, invoices, dict(ledger.finalized(engine, month)))
+            finally:
+                engine.dispose()
+    except OSError as exc:
+        raise OutputError(f"cannot write the outputs to {final}: {exc.strerror or exc}") from None
+    return done
+
+
+def _render_final(folder: Path, config: Config, invoice: Invoice) -> str:
+    path = folder / pdf_name(invoice)
+    write_invoice_pdf(path, invoice, config.community(invoice.community_id), config)
+    return sha256_of(path)
+
+
+def _write_month(folder: Path, previous: Path, config: Config, invoices: Sequence[Invoice],
+                 finals: dict[Invoice, str]) -> None:
+    """The month's folder as the ledger has it: every invoice's PDF (final ones byte for byte as
+    recorded, drafts as they were), the register and lines rewritten, the other files kept."""
+    names = {pdf_name(invoice) for invoice in invoices}
+    for path in previous.iterdir():
+        if path.is_file() and path.name not in REWRITTEN and not (folder / path.name).exists() and (
+                path.name not in names or not path.name.endswith(".pdf")):
+            shutil.copyfile(path, folder / path.name)
+    for invoice in invoices:
+        target = folder / pdf_name(invoice)
+        if target.exists():
+            continue
+        community = config.community(invoice.community_id)
+        if invoice.status == "finalized":
+            place_final_pdf(folder, previous, invoice, finals[invoice], community, config)
+        elif (previous / pdf_name(invoice)).is_file():
+            shutil.copyfile(previous / pdf_name(invoice), target)
+        else:
+            write_invoice_pdf(target, invoice, community, config)
+    csv_files.write_register(folder / "invoice-register.csv", invoices)
+    csv_files.write_lines(folder / "invoice-lines.csv", invoices)

@@ -1,0 +1,100 @@
+"""Finalizing a month's drafts: each gets the next number of the organisation's one sequence,
+never reused and without gaps, and the sha256 of its final PDF, in one transaction.
+
+The transaction's first statement takes the sequence row for writing, so two finalizers on one
+ledger run one after the other (PostgreSQL: a row lock; SQLite: one writer at a time, the other
+waits). An invoice finalized before is left as it is (finalizing again is a no-op that says so).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Callable, NamedTuple, Sequence
+
+from sqlalchemy import Engine, insert, select, update
+
+from ..errors import DataError, LedgerError
+from ..records import Invoice, Month
+from .connect import guarded
+from .documents import invoice_of, month_documents
+from .schema import events, invoices, months, sequences
+
+SEQUENCE = "invoices"  # invoices and credit notes share it
+
+
+class Finalized(NamedTuple):
+    """An invoice as finalized; ``newly`` is False when it was finalized before (a no-op)."""
+
+    invoice: Invoice
+    pdf_sha256: str
+    newly: bool
+
+
+@guarded
+def finalize(engine: Engine, month: Month, communities: Sequence[str] | None,
+             number: Callable[[int, Invoice], str], render: Callable[[Invoice], str],
+             command: str) -> tuple[Finalized, ...]:
+    """Finalize the month's drafts (of ``communities``, or all): ``number(seq, draft)`` makes the
+    number, ``render(final)`` writes the final PDF and returns its sha256. Raises before changing
+    anything when the month was never run, is provisional, or names a community it has no invoice
+    for."""
+    return _finalize(engine, month, communities, number, render, command)
+
+
+def _finalize(engine: Engine, month: Month, communities: Sequence[str] | None,
+              number: Callable[[int, Invoice], str], render: Callable[[Invoice], str],
+              command: str) -> tuple[Finalized, ...]:
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    with engine.begin() as connection:
+        connection.execute(update(sequences).where(sequences.c.name == SEQUENCE)
+                           .values(last_value=sequences.c.last_value))  # the write lock, first
+        recorded = connection.execute(select(months).where(months.c.month == str(month))).mappings().first()
+        if recorded is None:
+            raise LedgerError(f"{command}: {month} has never been run; run `billing run --month {month}` first")
+        if recorded["provisional"]:
+            raise DataError(f"{command}: {month} is provisional (its data is not final, e.g. AWS Estimated); "
+                            "finalize refuses it: run the month again once its data is final")
+        drafts = month_documents(connection, month, "draft")
+        finals = month_documents(connection, month, "finalized")
+        known = {row["community_id"] for row in drafts + finals}
+        unknown = sorted(set(communities or ()) - known)
+        if unknown:
+            raise LedgerError(f"{command}: {month} has no invoice for {', '.join(unknown)} "
+                              f"(it has: {', '.join(sorted(known)) or 'none'})")
+        wanted = set(communities) if communities else known
+        done = [Finalized(invoice_of(connection, row), row["pdf_sha256"], False)
+                for row in finals if row["community_id"] in wanted]
+        todo = [row for row in drafts if row["community_id"] in wanted]
+        if todo:
+            (last,) = connection.execute(select(sequences.c.last_value)
+                                         .where(sequences.c.name == SEQUENCE)).one()
+            for offset, row in enumerate(todo, start=1):
+                draft = invoice_of(connection, row)
+                final = draft._replace(number=number(last + offset, draft), status="finalized")
+                sha256 = render(final)
+                connection.execute(update(invoices).where(invoices.c.id == row["id"])
+                                   .values(status="finalized", number=final.number, pdf_sha256=sha256))
+                connection.execute(insert(events).values(
+                    invoice_id=row["id"], month=str(month), community_id=final.community_id, at=now,
+                    command=command, change="finalized", detail=f"{final.number}, total {final.total} "
+                                                                f"{final.currency}, pdf sha256 {sha256}"))
+                done.append(Finalized(final, sha256, True))
+            connection.execute(update(sequences).where(sequences.c.name == SEQUENCE)
+                               .values(last_value=last + len(todo)))
+    return tuple(sorted(done, key=lambda f: f.invoice.community_id))
+
+
+@guarded
+def finalized(engine: Engine, month: Month) -> tuple[tuple[Invoice, str], ...]:
+    """The month's finalized invoices, with the sha256 of their PDFs."""
+    with engine.connect() as connection:
+        return tuple((invoice_of(connection, row), row["pdf_sha256"])
+                     for row in month_documents(connection, month, "finalized"))
+
+
+@guarded
+def month_invoices(engine: Engine, month: Month) -> tuple[Invoice, ...]:
+    """Every invoice of the month the ledger holds (drafts and finalized), by community."""
+    with engine.connect() as connection:
+        return tuple(invoice_of(connection, row) for row in month_documents(connection, month)
+                     if row["status"] in ("draft", "finalized"))
