@@ -6,8 +6,14 @@ the tests fail rather than skip.
 """
 
 import datetime as dt
-import shutil
+import hashlib
 import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from decimal import Decimal
 
@@ -215,3 +221,60 @@ def test_finalize_refuses_a_month_never_run_an_unknown_community_and_provisional
     assert "2022-09 is provisional" in provisional.stderr
     assert "draft" in run_cli("status", "--month", "2022-09").output  # nothing changed
     assert "finalized" not in run_cli("status", "--month", "2022-09").output
+
+
+# --- two finalizers at once, and a finalizer killed --------------------------------------------------
+
+def billing_process(*args, url):
+    env = {**os.environ, "BILLING_LEDGER_URL": url}
+    return subprocess.Popen([sys.executable, "-m", "billing.cli", *args, "--config", str(ROOT / "config" / "billing.yaml")],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def ledger_numbers(url) -> list[tuple[str, str | None, str | None]]:
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(invoices.c.community_id, invoices.c.number, invoices.c.pdf_sha256)
+                                  .order_by(invoices.c.community_id)).all()
+    engine.dispose()
+    return [tuple(row) for row in rows]
+
+
+def test_two_finalizers_at_once_never_share_or_skip_a_number(url, tmp_path):
+    """Two processes, each with its own output folder, finalize the same month of one ledger."""
+    for name in ("a", "b"):
+        assert billing_process("run", "--month", "2022-09", "--output", str(tmp_path / name), url=url).wait(120) == 0
+    both = [billing_process("finalize", "--month", "2022-09", "--output", str(tmp_path / name), url=url)
+            for name in ("a", "b")]
+    outputs = [(p.wait(120), p.stdout.read(), p.stderr.read()) for p in both]
+    assert all(code == 0 for code, _, _ in outputs), outputs
+    numbers = sorted(number for _, number, _ in ledger_numbers(url))
+    assert numbers == [f"INV-2022-{n:05d}" for n in range(1, 9)]
+    newly = sum(out.count("  finalized\n") for _, out, _ in outputs)
+    assert newly == 8  # each invoice was finalized by exactly one of them
+
+
+def test_a_finalizer_killed_at_random_instants_leaves_the_ledger_and_folder_matching(url, tmp_path):
+    out = str(tmp_path / "out")
+    assert billing_process("run", "--month", "2022-09", "--output", out, url=url).wait(120) == 0
+    rng = random.Random(10)
+    for _ in range(3):
+        process = billing_process("finalize", "--month", "2022-09", "--output", out, url=url)
+        time.sleep(rng.uniform(1.0, 4.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        state = ledger_numbers(url)
+        assert len({number is None for _, number, _ in state}) == 1, state  # all drafts or all final
+        register = (tmp_path / "out" / "2022-09" / "invoice-register.csv").read_text()
+        if state[0][1] is None:
+            assert "finalized" not in register
+        else:
+            break
+    assert billing_process("finalize", "--month", "2022-09", "--output", out, url=url).wait(120) == 0
+    state = ledger_numbers(url)
+    folder = tmp_path / "out" / "2022-09"
+    register = {line.split(",")[1]: line.split(",")[0] for line in (folder / "invoice-register.csv").read_text()
+                .splitlines()[1:]}
+    for community, number, sha256 in state:
+        assert register[community] == number
+        assert hashlib.sha256((folder / f"invoice-2022-09-{community}.pdf").read_bytes()).hexdigest() == sha256
