@@ -21,6 +21,9 @@ PROVIDER_NAMES = {"gcp": "Google Cloud", "aws": "Amazon Web Services"}
 USAGE, TAX, ADJUSTMENT, ROUNDING, CREDIT, REFUND, OTHER = (
     "usage", "tax", "adjustment", "rounding", "credit", "refund", "other")
 
+# The start of the flag an invoice carries when its month's data is not final (it cannot be finalized).
+PROVISIONAL = "provisional"
+
 _MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 
 
@@ -211,6 +214,11 @@ class Invoice(NamedTuple):
 
     def _sum(self, section: str) -> Decimal:
         return sum((line.amount for line in self.lines if line.section == section), ZERO)
+
+    @property
+    def provisional(self) -> bool:
+        """Computed from data that is not final (it carries the ``PROVISIONAL`` flag)."""
+        return any(flag.startswith(PROVISIONAL) for flag in self.flags)
 
     @property
     def cloud_costs(self) -> Decimal:

@@ -22,7 +22,7 @@ from .errors import BillingError, ConfigError, DataError, OutputError
 from .metrics import Metrics
 from .money import MINOR_UNITS, ZERO
 from .pricing import price_invoice
-from .records import Attributed, Invoice, Month, PROVIDER_NAMES, ReconciliationRow
+from .records import PROVIDER_NAMES, PROVISIONAL, Attributed, Invoice, Month, ReconciliationRow
 from .render import csv_files
 from .render.pdf import pdf_name, place_final_pdf, write_invoice_pdf
 
@@ -159,9 +159,13 @@ def _compute(config: Config, month: Month, collections: list[tuple[str, Collecti
     warnings = tuple(f"{source_id}: {w}" for source_id, c in collections for w in c.warnings)
     warnings += key_warnings + pool_warnings
     warnings += tuple(f"{i.community_name}: {flag}" for i in invoices for flag in i.flags)
+    provisional = any(c.provisional for _, c in collections)
+    if provisional:  # said once in the warnings; on every invoice, so that none is sent as final
+        flag = (f"{PROVISIONAL}: the cloud data for {month} is not final yet (e.g. AWS Estimated); this invoice "
+                "cannot be finalized until a run on final data")
+        invoices = [i._replace(flags=i.flags + (flag,)) for i in invoices]
     notes = tuple(f"{source_id}: {n}" for source_id, c in collections for n in c.notes)
-    return MonthResult(month, attributed, tuple(invoices), balance, warnings, notes, shares,
-                       any(c.provisional for _, c in collections))
+    return MonthResult(month, attributed, tuple(invoices), balance, warnings, notes, shares, provisional)
 
 
 def write_outputs(folder: Path, config: Config, result: MonthResult, finals: Mapping[str, str] | None = None,

@@ -356,3 +356,26 @@ def test_a_metrics_file_saved_by_a_spreadsheet_with_a_byte_order_mark_is_read(ow
     path = own_demo / "data" / "metrics" / "2022-09.csv"
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
     assert run("--month", "2022-09", "--config", str(own_demo / "billing.yaml")).exit_code == 0
+
+
+def test_a_month_on_provisional_data_says_so_on_every_invoice_and_cannot_be_finalized(own_demo):
+    """AWS still marks the month Estimated and the config accepts it: the invoices are drafts
+    marked PROVISIONAL (PDF, register status and flags), and finalize refuses the month."""
+    path = own_demo / "billing.yaml"
+    text = path.read_text()
+    assert 'payer_account: "111111111111"\n' in text
+    path.write_text(text.replace('payer_account: "111111111111"\n',
+                                 'payer_account: "111111111111"\n    accept_estimated: true\n', 1))
+    for page in (own_demo / "data" / "aws" / "2022-09").rglob("page-*.json"):
+        page.write_text(page.read_text().replace('"Estimated":false', '"Estimated":true'))
+    result = run("--month", "2022-09", "--config", str(path))
+    assert result.exit_code == 0, result.stderr
+    folder = own_demo / "out" / "2022-09"
+    register = list(csv.DictReader((folder / "invoice-register.csv").open()))
+    assert {row["status"] for row in register} == {"provisional"}
+    assert all("provisional: the cloud data for 2022-09 is not final yet" in row["flags"] for row in register)
+    text = " ".join(page.extract_text() for page in PdfReader(folder / "invoice-2022-09-paleohack.pdf").pages)
+    assert "PROVISIONAL" in text.upper()
+    refused = CliRunner().invoke(main, ["finalize", "--month", "2022-09", "--config", str(path)])
+    assert refused.exit_code == 1, refused.stderr
+    assert refused.stderr.startswith("Error: billing finalize: 2022-09 is provisional")

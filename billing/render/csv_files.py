@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 from ..money import ZERO, plain_amount, quantize, round_to_total
 from ..allocation import Share
 from ..config import Config
-from ..records import Attributed, Invoice, ReconciliationRow
+from ..records import PROVISIONAL, Attributed, Invoice, ReconciliationRow
 
 REGISTER_COLUMNS = ("invoice_number", "community_id", "community_name", "invoice_month", "issue_date",
                     "due_date", "currency", "cloud_costs", "fees", "discounts", "tax", "total", "status", "flags")
@@ -57,7 +57,7 @@ def write_register(path: Path, invoices: Sequence[Invoice]) -> None:
         (i.number, i.community_id, i.community_name, str(i.month), i.issue_date.isoformat(),
          i.due_date.isoformat(), i.currency,
          *(plain_amount(a, i.currency) for a in (i.cloud_costs, i.fees, i.discounts, i.tax, i.total)),
-         i.status, "; ".join(i.flags))
+         PROVISIONAL if i.status == "draft" and i.provisional else i.status, "; ".join(i.flags))
         for i in invoices))
 
 
