@@ -18,7 +18,7 @@ from .config import DEFAULT_CONFIG, load_config
 from .errors import EXIT_DATA, BillingError, UsageError
 from .money import format_amount, quantize
 from .records import Month
-from .finalize import finalize_month
+from .finalize import finalize_month, void_invoice
 from .run import run_month
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -96,9 +96,9 @@ def run(month: str, config_path: Path, output: Path | None, refresh: bool) -> No
     click.echo(f"Reconciliation: {len(result.reconciliation)} billing account(s) balance to the cent.")
     click.echo(f"Wrote {len(done.files)} files to {done.folder}")
     drafts = [i for i in result.invoices if i.status == "draft"]
-    kept = [i.number for i in result.invoices if i.status == "finalized"]
+    kept = [i.number for i in result.invoices if i.status != "draft"]
     click.echo(f"Recorded {len(drafts)} draft invoice(s) in the ledger {ledger.shown(ledger.ledger_url(config.ledger.url))}"
-               + (f"; kept {len(kept)} finalized invoice(s) as they are ({', '.join(kept)})" if kept else ""))
+               + (f"; kept {len(kept)} final document(s) as they are ({', '.join(sorted(kept))})" if kept else ""))
 
 
 def _sha256(path: Path) -> str:
@@ -146,6 +146,28 @@ def finalize(month: str, communities: tuple[str, ...], config_path: Path, output
     newly = sum(item.newly for item in done)
     click.echo(f"Finalized {newly} invoice(s) of {parsed.label}"
                + (f"; {len(done) - newly} were final already" if len(done) > newly else "") + ".")
+
+
+@main.command()
+@click.argument("number")
+@click.option("--reason", required=True, help="Why it is voided; printed on the credit note.")
+@config_option
+@click.option("--output", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default: the config's output), as given to billing run.")
+def void(number: str, reason: str, config_path: Path, output: Path | None) -> None:
+    """Void a finalized invoice: a credit note with the next number cancels it.
+
+    The invoice's number stays used; the community's invoice for that month can then be drafted
+    (billing run) and finalized again.
+
+    Example: billing void INV-2022-00008 --reason "billed to the wrong department"
+    """
+    config = load_config(config_path)
+    done = void_invoice(config, number, reason, output)
+    note = done.credit_note
+    click.echo(f"Voided {done.invoice.number} ({done.invoice.community_name}, {done.invoice.month.label}); credit note "
+               f"{note.number} for {format_amount(note.total, note.currency)} {note.currency} cancels it.")
+    click.echo(f"Run `billing run --month {done.invoice.month}` to draft {done.invoice.community_name}'s invoice again.")
 
 
 @main.command()

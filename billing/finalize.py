@@ -1,5 +1,5 @@
-"""Finalizing a month: its drafts get final numbers and final PDFs, in the ledger and in the
-month's folder together.
+"""Finalizing a month, and voiding a finalized invoice: the ledger and the month's folder
+changed together.
 
 Under the month's lock, a new version of the month's folder is written: the final PDFs (no DRAFT
 mark) rendered while the ledger's transaction assigns the numbers, the drafts left as they were,
@@ -17,7 +17,7 @@ from typing import Sequence
 
 from . import atomic, ledger
 from .config import Config
-from .errors import OutputError, UsageError
+from .errors import LedgerError, OutputError, UsageError
 from .pricing import final_number
 from .records import Invoice, Month
 from .render import csv_files
@@ -42,10 +42,8 @@ def finalize_month(config: Config, month: Month, communities: Sequence[str] | No
                 with atomic.writing(final) as version:
                     done = ledger.finalize(engine, month, communities, partial(final_number, config),
                                            partial(_render_final, version, config), command)
-                    order = {community.id: n for n, community in enumerate(config.communities)}
-                    invoices = sorted(ledger.month_invoices(engine, month),
-                                      key=lambda i: (order.get(i.community_id, len(order)), i.community_id))
-                    _write_month(version, final, config, invoices, dict(ledger.finalized(engine, month)))
+                    _write_month(version, final, config, _in_order(config, ledger.month_invoices(engine, month)),
+                                 dict(ledger.finalized(engine, month)))
             finally:
                 engine.dispose()
     except OSError as exc:
@@ -61,19 +59,18 @@ def _render_final(folder: Path, config: Config, invoice: Invoice) -> str:
 
 def _write_month(folder: Path, previous: Path, config: Config, invoices: Sequence[Invoice],
                  finals: dict[Invoice, str]) -> None:
-    """The month's folder as the ledger has it: every invoice's PDF (final ones byte for byte as
-    recorded, drafts as they were), the register and lines rewritten, the other files kept."""
-    names = {pdf_name(invoice) for invoice in invoices}
+    """The month's folder as the ledger has it: every document's PDF (final, void and credit notes
+    byte for byte as recorded, drafts as they were), the register and lines rewritten, the other
+    files kept."""
     for path in previous.iterdir():
-        if path.is_file() and path.name not in REWRITTEN and not (folder / path.name).exists() and (
-                path.name not in names or not path.name.endswith(".pdf")):
+        if path.is_file() and path.name not in REWRITTEN and path.suffix != ".pdf":
             shutil.copyfile(path, folder / path.name)
     for invoice in invoices:
         target = folder / pdf_name(invoice)
         if target.exists():
             continue
         community = config.community(invoice.community_id)
-        if invoice.status == "finalized":
+        if invoice.status != "draft":
             place_final_pdf(folder, previous, invoice, finals[invoice], community, config)
         elif (previous / pdf_name(invoice)).is_file():
             shutil.copyfile(previous / pdf_name(invoice), target)
@@ -81,3 +78,44 @@ def _write_month(folder: Path, previous: Path, config: Config, invoices: Sequenc
             write_invoice_pdf(target, invoice, community, config)
     csv_files.write_register(folder / "invoice-register.csv", invoices)
     csv_files.write_lines(folder / "invoice-lines.csv", invoices)
+
+
+def void_invoice(config: Config, number: str, reason: str, output: Path | None = None,
+                 command: str = "billing void") -> ledger.Voided:
+    """Void the finalized invoice ``number`` with a credit note, in the ledger and its month's folder."""
+    if not reason.strip():
+        raise UsageError(f"{command}: give the reason with --reason; it is printed on the credit note")
+    url = ledger.ledger_url(config.ledger.url)
+    engine = ledger.open_ledger(url, command)
+    try:
+        month_text = ledger.month_of(engine, number)
+    finally:
+        engine.dispose()
+    if month_text is None:
+        raise LedgerError(f"{command}: no invoice is numbered {number!r} (`billing status` lists the numbers)")
+    month = Month.parse(month_text)
+    final = (Path(output) if output is not None else config.output) / str(month)
+    try:
+        with atomic.locked(final, f"the outputs of {month}"):
+            engine = ledger.open_ledger(url, command)
+            try:
+                atomic.recover(final)
+                if not final.is_dir():
+                    raise UsageError(f"{command}: {final} does not exist; give the output folder the month was run "
+                                     "and finalized in (--output)")
+                with atomic.writing(final) as version:
+                    done = ledger.void(engine, number, reason.strip(), partial(final_number, config),
+                                       partial(_render_final, version, config), command)
+                    _write_month(version, final, config, _in_order(config, ledger.month_invoices(engine, month)),
+                                 dict(ledger.finalized(engine, month)))
+            finally:
+                engine.dispose()
+    except OSError as exc:
+        raise OutputError(f"cannot write the outputs to {final}: {exc.strerror or exc}") from None
+    return done
+
+
+def _in_order(config: Config, invoices: Sequence[Invoice]) -> list[Invoice]:
+    """Documents in the config's order of communities, each community's by age."""
+    order = {community.id: n for n, community in enumerate(config.communities)}
+    return sorted(invoices, key=lambda i: (order.get(i.community_id, len(order)), i.community_id))

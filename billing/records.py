@@ -187,7 +187,7 @@ class Invoice(NamedTuple):
 
     Attributes:
         number: the invoice number (a draft reference until invoices are finalised).
-        status: ``"draft"``.
+        status: ``"draft"``, ``"finalized"`` or ``"void"`` (a finalized invoice a credit note cancels).
         community_id, community_name: who is billed.
         month: the billing period.
         issue_date, due_date: dates printed on the invoice.
@@ -197,6 +197,8 @@ class Invoice(NamedTuple):
             ("Google Cloud project hubs-shared-gke where k8s-namespace is paleohack").
         notes: sentences printed on the invoice (exchange rate used, prorated contract).
         flags: what finance should look at (a cloud-cost limit exceeded).
+        kind: ``"invoice"``, or ``"credit_note"`` for the document that cancels a voided invoice.
+        references: for a credit note, the number of the invoice it cancels.
     """
 
     number: str
@@ -211,6 +213,8 @@ class Invoice(NamedTuple):
     scope: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()
+    kind: str = "invoice"
+    references: str = ""
 
     def _sum(self, section: str) -> Decimal:
         return sum((line.amount for line in self.lines if line.section == section), ZERO)

@@ -191,11 +191,13 @@ def write_outputs(folder: Path, config: Config, result: MonthResult, finals: Map
 
 
 def with_finalized(result: MonthResult, finalized: Sequence[tuple[Invoice, str]]) -> MonthResult:
-    """``result`` with each community's finalized invoice in place of its new draft: an invoice
-    that was finalized never changes (later data becomes an adjustment)."""
-    finals = {invoice.community_id: invoice for invoice, _ in finalized}
+    """``result`` with each community's finalized invoice in place of its new draft (an invoice
+    that was finalized never changes), and the month's void invoices and credit notes after them."""
+    current = [invoice for invoice, _ in finalized if invoice.kind == "invoice" and invoice.status == "finalized"]
+    others = tuple(invoice for invoice, _ in finalized if invoice not in current)  # void invoices, credit notes
+    finals = {invoice.community_id: invoice for invoice in current}
     invoices = [finals.pop(i.community_id, i) for i in result.invoices]
-    return result._replace(invoices=tuple(invoices) + tuple(finals[c] for c in sorted(finals)))
+    return result._replace(invoices=tuple(invoices) + tuple(finals[c] for c in sorted(finals)) + others)
 
 
 def fingerprint(result: MonthResult, config_sha256: str) -> ledger.Fingerprint:

@@ -5,6 +5,7 @@ in a schema of its own and drops it. Where the variable is set and the server do
 the tests fail rather than skip.
 """
 
+import csv
 import datetime as dt
 import hashlib
 import os
@@ -182,7 +183,7 @@ def test_finalize_numbers_without_gaps_prints_final_pdfs_and_a_rerun_changes_non
 
     before = {p.name: p.read_bytes() for p in folder.glob("*.pdf")}
     rerun = run_cli("run", "--month", "2022-09", "--output", out)
-    assert rerun.exit_code == 0 and "kept 8 finalized invoice(s) as they are" in rerun.output
+    assert rerun.exit_code == 0 and "kept 8 final document(s) as they are" in rerun.output
     assert {p.name: p.read_bytes() for p in folder.glob("*.pdf")} == before
     assert (folder / "invoice-register.csv").read_text().count("finalized") == 8
     listed = run_cli("status", "--month", "2022-09")
@@ -278,3 +279,58 @@ def test_a_finalizer_killed_at_random_instants_leaves_the_ledger_and_folder_matc
     for community, number, sha256 in state:
         assert register[community] == number
         assert hashlib.sha256((folder / f"invoice-2022-09-{community}.pdf").read_bytes()).hexdigest() == sha256
+
+
+# --- voiding ---------------------------------------------------------------------------------------
+
+def test_void_makes_a_numbered_credit_note_and_the_month_can_be_invoiced_again(url, tmp_path, monkeypatch):
+    """Done when: void one September invoice; a numbered credit note exists, a new September
+    invoice can be finalized, and billing status shows all three documents."""
+    monkeypatch.setenv("BILLING_LEDGER_URL", url)
+    out = str(tmp_path / "out")
+    run_cli("run", "--month", "2022-09", "--output", out)
+    run_cli("finalize", "--month", "2022-09", "--output", out)
+    folder = tmp_path / "out" / "2022-09"
+    sent = (folder / "invoice-2022-09-temple.pdf").read_bytes()
+
+    voided = run_cli("void", "INV-2022-00008", "--reason", "billed to the wrong department", "--output", out)
+    assert voided.exit_code == 0, voided.output
+    assert voided.output.startswith("Voided INV-2022-00008 (Temple University, September 2022); credit note "
+                                    "INV-2022-00009 for -3,499.42 USD cancels it.")
+    assert (folder / "invoice-2022-09-temple-INV-2022-00008-void.pdf").read_bytes() == sent
+    note = pdf_text(folder / "credit-note-2022-09-temple-INV-2022-00009.pdf")
+    assert "CREDIT NOTE" in note.upper() and "cancels invoice INV-2022-00008" in note and "-3,499.42" in note
+
+    assert run_cli("run", "--month", "2022-09", "--output", out).exit_code == 0
+    again = run_cli("finalize", "--month", "2022-09", "--output", out)
+    assert again.output.splitlines()[-2:] == ["INV-2022-00010  Temple University  3,499.42 USD  finalized",
+                                              "Finalized 1 invoice(s) of September 2022; 7 were final already."]
+    listed = [line.split()[:5] for line in run_cli("status", "--month", "2022-09").output.splitlines()
+              if " temple " in line]
+    assert listed == [["2022-09", "temple", "invoice", "void", "INV-2022-00008"],
+                      ["2022-09", "temple", "credit", "note", "finalized"],
+                      ["2022-09", "temple", "invoice", "finalized", "INV-2022-00010"]]
+    register = list(csv.DictReader((folder / "invoice-register.csv").open()))
+    temple = [(r["invoice_number"], r["status"], r["type"], r["references"]) for r in register
+              if r["community_id"] == "temple"]
+    assert temple == [("INV-2022-00008", "void", "invoice", ""),
+                      ("INV-2022-00009", "finalized", "credit_note", "INV-2022-00008"),
+                      ("INV-2022-00010", "finalized", "invoice", "")]
+
+
+@pytest.mark.parametrize("number, words", [
+    ("INV-2022-00009", "INV-2022-00009 is a credit note; a credit note cannot be voided"),
+    ("INV-2022-00008", "INV-2022-00008 is void already (cancelled by credit note INV-2022-00009)"),
+    ("INV-2099-00001", "no invoice is numbered 'INV-2099-00001'"),
+])
+def test_voiding_what_cannot_be_voided_is_one_line_and_changes_nothing(url, tmp_path, monkeypatch, number, words):
+    monkeypatch.setenv("BILLING_LEDGER_URL", url)
+    out = str(tmp_path / "out")
+    run_cli("run", "--month", "2022-09", "--output", out)
+    run_cli("finalize", "--month", "2022-09", "--output", out)
+    run_cli("void", "INV-2022-00008", "--reason", "wrong department", "--output", out)
+    before = ledger_numbers(url)
+    result = run_cli("void", number, "--reason", "again", "--output", out)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: billing void: {words}") and result.stderr.count("\n") == 1
+    assert ledger_numbers(url) == before

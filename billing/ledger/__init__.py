@@ -4,13 +4,14 @@ written anywhere else; the pipeline receives what the ledger knows as plain reco
 
 Built so far: the schema and its migrations, opening a ledger (refusing one older or newer than
 the code), recording each run's drafts with the month's fingerprint, finalizing them with
-gapless numbers, and listing what it holds.
+gapless numbers, voiding a finalized invoice with a credit note, and listing what it holds.
 """
 
 from .connect import head, ledger_url, open_ledger, shown, upgrade
 from .drafts import Fingerprint, record_drafts
 from .finalize import Finalized, finalize, finalized, month_invoices
 from .status import Document, status
+from .void import Voided, month_of, void
 
-__all__ = ["Document", "Finalized", "Fingerprint", "finalize", "finalized", "head", "ledger_url", "month_invoices",
-           "open_ledger", "record_drafts", "shown", "status", "upgrade"]
+__all__ = ["Document", "Finalized", "Fingerprint", "Voided", "finalize", "finalized", "head", "ledger_url",
+           "month_invoices", "month_of", "open_ledger", "record_drafts", "shown", "status", "upgrade", "void"]

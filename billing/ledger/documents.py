@@ -13,11 +13,12 @@ from .schema import invoice_lines, invoices
 
 
 def insert_invoice(connection: Connection, invoice: Invoice, status: str, number: str | None, now: str,
-                   kind: str = "invoice", pdf_sha256: str | None = None) -> int:
-    """Insert ``invoice`` with its lines; its id."""
+                   pdf_sha256: str | None = None) -> int:
+    """Insert ``invoice`` (or credit note) with its lines; its id."""
     invoice_id = connection.execute(insert(invoices).values(
         community_id=invoice.community_id, community_name=invoice.community_name, month=str(invoice.month),
-        kind=kind, status=status, number=number, references_number=None, currency=invoice.currency,
+        kind=invoice.kind, status=status, number=number, references_number=invoice.references or None,
+        currency=invoice.currency,
         issue_date=invoice.issue_date.isoformat(), due_date=invoice.due_date.isoformat(),
         cloud_costs=invoice.cloud_costs, fees=invoice.fees, discounts=invoice.discounts, tax=invoice.tax,
         total=invoice.total, scope=json.dumps(list(invoice.scope)), notes=json.dumps(list(invoice.notes)),
@@ -44,12 +45,15 @@ def invoice_of(connection: Connection, row: Mapping[str, Any]) -> Invoice:
         lines=tuple(InvoiceLine(line["section"], line["description"], line["provider"], line["service"],
                                 line["cost"], line["credits"], line["amount"]) for line in lines),
         scope=tuple(json.loads(row["scope"])), notes=tuple(json.loads(row["notes"])),
-        flags=tuple(json.loads(row["flags"])))
+        flags=tuple(json.loads(row["flags"])), kind=row["kind"], references=row["references_number"] or "")
 
 
-def month_documents(connection: Connection, month: Month, status: str | None = None) -> list[Mapping[str, Any]]:
-    """The rows of ``month``'s invoices (of one status), by community."""
-    query = select(invoices).where(invoices.c.month == str(month), invoices.c.kind == "invoice")
+def month_documents(connection: Connection, month: Month, status: str | None = None,
+                    kind: str | None = "invoice") -> list[Mapping[str, Any]]:
+    """The rows of ``month``'s documents (of one status, of one kind), by community and age."""
+    query = select(invoices).where(invoices.c.month == str(month))
+    if kind is not None:
+        query = query.where(invoices.c.kind == kind)
     if status is not None:
         query = query.where(invoices.c.status == status)
     return list(connection.execute(query.order_by(invoices.c.community_id, invoices.c.id)).mappings())

@@ -58,8 +58,8 @@ def _record(engine: Engine, month: Month, drafts: Sequence[Invoice], fingerprint
             connection.execute(delete(invoice_lines).where(invoice_lines.c.invoice_id.in_(earlier.values())))
             connection.execute(delete(invoices).where(invoices.c.id.in_(earlier.values())))
         for draft in drafts:
-            if draft.community_id in kept:
-                continue
+            if draft.community_id in kept or draft.status != "draft" or draft.kind != "invoice":
+                continue  # a finalized invoice stays; void invoices and credit notes are not drafts
             invoice_id = insert_invoice(connection, draft, "draft", None, now)
             change = "redrafted" if draft.community_id in earlier else "drafted"
             connection.execute(insert(events).values(

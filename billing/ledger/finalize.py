@@ -86,15 +86,16 @@ def _finalize(engine: Engine, month: Month, communities: Sequence[str] | None,
 
 @guarded
 def finalized(engine: Engine, month: Month) -> tuple[tuple[Invoice, str], ...]:
-    """The month's finalized invoices, with the sha256 of their PDFs."""
+    """The month's documents that never change, with the sha256 of their PDFs: finalized and void
+    invoices, and credit notes."""
     with engine.connect() as connection:
         return tuple((invoice_of(connection, row), row["pdf_sha256"])
-                     for row in month_documents(connection, month, "finalized"))
+                     for row in month_documents(connection, month, kind=None) if row["status"] != "draft")
 
 
 @guarded
 def month_invoices(engine: Engine, month: Month) -> tuple[Invoice, ...]:
-    """Every invoice of the month the ledger holds (drafts and finalized), by community."""
+    """Every document of the month the ledger holds (drafts, finalized and void invoices, credit
+    notes), by community and age."""
     with engine.connect() as connection:
-        return tuple(invoice_of(connection, row) for row in month_documents(connection, month)
-                     if row["status"] in ("draft", "finalized"))
+        return tuple(invoice_of(connection, row) for row in month_documents(connection, month, kind=None))

@@ -21,7 +21,8 @@ from ..config import Config
 from ..records import PROVISIONAL, Attributed, Invoice, ReconciliationRow
 
 REGISTER_COLUMNS = ("invoice_number", "community_id", "community_name", "invoice_month", "issue_date",
-                    "due_date", "currency", "cloud_costs", "fees", "discounts", "tax", "total", "status", "flags")
+                    "due_date", "currency", "cloud_costs", "fees", "discounts", "tax", "total", "status", "flags",
+                    "type", "references")
 LINE_COLUMNS = ("invoice_number", "community_id", "invoice_month", "line", "section", "description",
                 "provider", "service", "currency", "cost", "credits", "amount")
 DETAIL_COLUMNS = ("invoice_month", "bucket", "assigned_to", "provider", "billing_account",
@@ -57,7 +58,8 @@ def write_register(path: Path, invoices: Sequence[Invoice]) -> None:
         (i.number, i.community_id, i.community_name, str(i.month), i.issue_date.isoformat(),
          i.due_date.isoformat(), i.currency,
          *(plain_amount(a, i.currency) for a in (i.cloud_costs, i.fees, i.discounts, i.tax, i.total)),
-         PROVISIONAL if i.status == "draft" and i.provisional else i.status, "; ".join(i.flags))
+         PROVISIONAL if i.status == "draft" and i.provisional else i.status, "; ".join(i.flags), i.kind,
+         i.references)
         for i in invoices))
 
 

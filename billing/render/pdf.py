@@ -92,6 +92,11 @@ def write_invoice_pdf(path: Path, invoice: Invoice, community: Community, config
 
 
 def pdf_name(invoice: Invoice) -> str:
+    """``invoice-2022-09-<community>.pdf``; a void invoice and a credit note carry their numbers."""
+    if invoice.kind == "credit_note":
+        return f"credit-note-{invoice.month}-{invoice.community_id}-{invoice.number}.pdf"
+    if invoice.status == "void":
+        return f"invoice-{invoice.month}-{invoice.community_id}-{invoice.number}-void.pdf"
     return f"invoice-{invoice.month}-{invoice.community_id}.pdf"
 
 
@@ -101,14 +106,16 @@ def sha256_of(path: Path) -> str:
 
 def place_final_pdf(folder: Path, previous: Path, invoice: Invoice, sha256: str, community: Community,
                     config: Config) -> None:
-    """Put a finalized invoice's PDF, byte for byte the one the ledger recorded, into ``folder``:
-    copied from ``previous`` (the month's folder as it is), or rendered again from the ledger's
-    record when it is not there; either way its sha256 must be the recorded one."""
-    target, earlier = folder / pdf_name(invoice), previous / pdf_name(invoice)
-    if earlier.is_file() and sha256_of(earlier) == sha256:
-        shutil.copyfile(earlier, target)
-        return
-    write_invoice_pdf(target, invoice, community, config)
+    """Put a finalized (or void) invoice's or a credit note's PDF, byte for byte the one the ledger
+    recorded, into ``folder``: copied from ``previous`` (the month's folder as it is, under any
+    name), or rendered again from the ledger's record when it is not there; either way its
+    sha256 must be the recorded one."""
+    target = folder / pdf_name(invoice)
+    for earlier in sorted(previous.glob("*.pdf")) if previous.is_dir() else ():
+        if sha256_of(earlier) == sha256:
+            shutil.copyfile(earlier, target)
+            return
+    write_invoice_pdf(target, invoice._replace(status="finalized"), community, config)
     if sha256_of(target) != sha256:
         raise DataError(f"{invoice.number}: its PDF is not in {previous}, and rendering it again does not give the "
                         f"recorded bytes (sha256 {sha256}; did the template or the organisation's details change?); "
