@@ -17,11 +17,12 @@ from typing import Sequence
 
 from . import atomic, ledger
 from .config import Config
-from .errors import LedgerError, OutputError, UsageError
+from .errors import LedgerError, UsageError
 from .pricing import final_number
 from .records import Invoice, Month
 from .render import csv_files
 from .render.pdf import pdf_name, place_final_pdf, sha256_of, write_invoice_pdf
+from .run import locked_month
 
 REWRITTEN = ("invoice-register.csv", "invoice-lines.csv")
 
@@ -29,25 +30,12 @@ REWRITTEN = ("invoice-register.csv", "invoice-lines.csv")
 def finalize_month(config: Config, month: Month, communities: Sequence[str] | None = None,
                    output: Path | None = None, command: str = "billing finalize") -> tuple[ledger.Finalized, ...]:
     """Finalize ``month``'s drafts (of ``communities``, or all) and write its folder to match."""
-    root = Path(output) if output is not None else config.output
-    final = root / str(month)
-    try:
-        with atomic.locked(final, f"the outputs of {month}"):
-            engine = ledger.open_ledger(ledger.ledger_url(config.ledger.url), command)
-            try:
-                atomic.recover(final)
-                if not final.is_dir():
-                    raise UsageError(f"{command}: {final} does not exist; run `billing run --month {month}` with the "
-                                     "same output folder first")
-                with atomic.writing(final) as version:
-                    done = ledger.finalize(engine, month, communities, partial(final_number, config),
-                                           partial(_render_final, version, config), command)
-                    _write_month(version, final, config, _in_order(config, ledger.month_invoices(engine, month)),
-                                 dict(ledger.finalized(engine, month)))
-            finally:
-                engine.dispose()
-    except OSError as exc:
-        raise OutputError(f"cannot write the outputs to {final}: {exc.strerror or exc}") from None
+    with locked_month(config, month, output, command, existing=True) as (engine, final):
+        with atomic.writing(final) as version:
+            done = ledger.finalize(engine, month, communities, partial(final_number, config),
+                                   partial(_render_final, version, config), command)
+            _write_month(version, final, config, _in_order(config, ledger.month_invoices(engine, month)),
+                         dict(ledger.finalized(engine, month)))
     return done
 
 
@@ -94,24 +82,12 @@ def void_invoice(config: Config, number: str, reason: str, output: Path | None =
     if month_text is None:
         raise LedgerError(f"{command}: no invoice is numbered {number!r} (`billing status` lists the numbers)")
     month = Month.parse(month_text)
-    final = (Path(output) if output is not None else config.output) / str(month)
-    try:
-        with atomic.locked(final, f"the outputs of {month}"):
-            engine = ledger.open_ledger(url, command)
-            try:
-                atomic.recover(final)
-                if not final.is_dir():
-                    raise UsageError(f"{command}: {final} does not exist; give the output folder the month was run "
-                                     "and finalized in (--output)")
-                with atomic.writing(final) as version:
-                    done = ledger.void(engine, number, reason.strip(), partial(final_number, config),
-                                       partial(_render_final, version, config), command)
-                    _write_month(version, final, config, _in_order(config, ledger.month_invoices(engine, month)),
-                                 dict(ledger.finalized(engine, month)))
-            finally:
-                engine.dispose()
-    except OSError as exc:
-        raise OutputError(f"cannot write the outputs to {final}: {exc.strerror or exc}") from None
+    with locked_month(config, month, output, command, existing=True) as (engine, final):
+        with atomic.writing(final) as version:
+            done = ledger.void(engine, number, reason.strip(), partial(final_number, config),
+                               partial(_render_final, version, config), command)
+            _write_month(version, final, config, _in_order(config, ledger.month_invoices(engine, month)),
+                         dict(ledger.finalized(engine, month)))
     return done
 
 

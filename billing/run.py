@@ -9,16 +9,19 @@ previous outputs untouched and never a half-written folder.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from decimal import Decimal
 from pathlib import Path
-from typing import Mapping, NamedTuple, Sequence
+from typing import Iterator, Mapping, NamedTuple, Sequence
+
+from sqlalchemy import Engine
 
 from . import __version__, atomic, attribution, ledger, reconciliation
 from .allocation import Share, allocate
 from .collectors import Collection, collect
 from .config import Config
-from .errors import BillingError, ConfigError, DataError, OutputError
+from .errors import BillingError, ConfigError, DataError, OutputError, UsageError
 from .metrics import Metrics
 from .money import MINOR_UNITS, ZERO
 from .pricing import price_invoice
@@ -207,6 +210,28 @@ def fingerprint(result: MonthResult, config_sha256: str) -> ledger.Fingerprint:
         config_sha256=config_sha256, package_version=__version__, provisional=result.provisional)
 
 
+@contextlib.contextmanager
+def locked_month(config: Config, month: Month, output: Path | None, command: str,
+                 existing: bool = False) -> Iterator[tuple[Engine, Path]]:
+    """Hold ``month``'s lock with the ledger open (checked to be at this code's schema) and the
+    month's folder recovered from any killed run; yields the ledger and the folder's path. With
+    ``existing``, the folder must be there (finalize and void change a month that was run)."""
+    final = (Path(output) if output is not None else config.output) / str(month)
+    try:
+        with atomic.locked(final, f"the outputs of {month}"):
+            engine = ledger.open_ledger(ledger.ledger_url(config.ledger.url), command)
+            try:
+                atomic.recover(final)
+                if existing and not final.is_dir():
+                    raise UsageError(f"{command}: {final} does not exist; run `billing run --month {month}` with the "
+                                     "same output folder (--output) first")
+                yield engine, final
+            finally:
+                engine.dispose()
+    except OSError as exc:
+        raise OutputError(f"cannot write the outputs to {final}: {exc.strerror or exc}") from None
+
+
 def run_month(config: Config, month: Month, output: Path | None = None, refresh: bool = False,
               config_sha256: str = "", command: str = "billing run") -> RunResult:
     """Compute ``month``, record its drafts in the ledger, and replace ``<output>/<YYYY-MM>/`` with
@@ -218,29 +243,18 @@ def run_month(config: Config, month: Month, output: Path | None = None, refresh:
     killed at any point leaves the previous outputs or the new ones, never a mix or nothing.
     The ledger is opened (and checked to be at this code's schema) before anything is collected.
     """
-    root = Path(output) if output is not None else config.output
-    final = root / str(month)
-    try:
-        with atomic.locked(final, f"the outputs of {month}"):
-            engine = ledger.open_ledger(ledger.ledger_url(config.ledger.url), command)
-            try:
-                atomic.recover(final)
-                kept = ledger.finalized(engine, month)
-                result = with_finalized(compute_month(config, month, refresh), kept)
-                finals = {invoice.number: sha256 for invoice, sha256 in kept}
-                try:
-                    with atomic.writing(final) as version:
-                        names = [p.name for p in write_outputs(version, config, result, finals, final)]
-                        ledger.record_drafts(engine, month, result.invoices, fingerprint(result, config_sha256),
-                                             command)
-                except OSError as exc:
-                    raise OutputError(f"cannot write the outputs to {final}: {exc.strerror or exc}",
-                                      notes=result.notes) from None
-                except BillingError as error:  # say what the sources did and cost all the same
-                    error.notes = result.notes + error.notes
-                    raise
-            finally:
-                engine.dispose()
-    except OSError as exc:
-        raise OutputError(f"cannot write the outputs to {final}: {exc.strerror or exc}") from None
+    with locked_month(config, month, output, command) as (engine, final):
+        kept = ledger.finalized(engine, month)
+        result = with_finalized(compute_month(config, month, refresh), kept)
+        finals = {invoice.number: sha256 for invoice, sha256 in kept}
+        try:
+            with atomic.writing(final) as version:
+                names = [p.name for p in write_outputs(version, config, result, finals, final)]
+                ledger.record_drafts(engine, month, result.invoices, fingerprint(result, config_sha256), command)
+        except OSError as exc:
+            raise OutputError(f"cannot write the outputs to {final}: {exc.strerror or exc}",
+                              notes=result.notes) from None
+        except BillingError as error:  # say what the sources did and cost all the same
+            error.notes = result.notes + error.notes
+            raise
     return RunResult(result, final, tuple(final / name for name in names))
