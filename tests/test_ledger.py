@@ -334,3 +334,19 @@ def test_voiding_what_cannot_be_voided_is_one_line_and_changes_nothing(url, tmp_
     assert result.exit_code == 2
     assert result.stderr.startswith(f"Error: billing void: {words}") and result.stderr.count("\n") == 1
     assert ledger_numbers(url) == before
+
+
+def test_a_config_without_a_community_that_has_finalized_invoices_is_refused(url, tmp_path, monkeypatch):
+    monkeypatch.setenv("BILLING_LEDGER_URL", url)
+    out = str(tmp_path / "out")
+    run_cli("run", "--month", "2022-09", "--output", out)
+    run_cli("finalize", "--month", "2022-09", "--output", out, "--community", "paleohack")
+    text = (ROOT / "config" / "billing.yaml").read_text().replace("../demo/", f"{ROOT}/demo/")
+    (tmp_path / "billing.yaml").write_text(text.replace("paleohack", "paleo"))  # the community renamed
+    before = ledger_numbers(url)
+    result = CliRunner().invoke(main, ["run", "--month", "2022-09", "--config", str(tmp_path / "billing.yaml"),
+                                       "--output", out])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == ("Error: community 'paleohack' has invoices in the ledger but is not in the config; put "
+                             "it back (its finalized invoices stay as they are)\n")
+    assert ledger_numbers(url) == before
