@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from . import ledger
+from .adjustments import describe as describe_adjustment
 from .config import DEFAULT_CONFIG, load_config
 from .errors import EXIT_DATA, BillingError, UsageError
 from .money import format_amount, quantize
@@ -94,6 +95,12 @@ def run(month: str, config_path: Path, output: Path | None, refresh: bool) -> No
         shown = format_amount(amount, currency) if quantize(amount, currency) else f"{amount.normalize():f}"
         click.echo(f"Unattributed: {shown} {currency} (see unattributed.csv; write attribution rules for it)")
     click.echo(f"Reconciliation: {len(result.reconciliation)} billing account(s) balance to the cent.")
+    if result.late:
+        click.echo(f"Late data for {parsed.label}'s finalized invoices, to be carried by each community's next draft:")
+        for item in result.late:
+            sign = "+" if item.amount > 0 else ""
+            click.echo(f"  {item.community_id}: {describe_adjustment(item)}: {sign}{format_amount(item.amount, item.currency)} "
+                       f"{item.currency}")
     click.echo(f"Wrote {len(done.files)} files to {done.folder}")
     drafts = [i for i in result.invoices if i.status == "draft"]
     kept = [i.number for i in result.invoices if i.status != "draft"]

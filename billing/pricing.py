@@ -14,7 +14,9 @@ In order, for one community and month:
    its own line, after the pool's other costs). Credits of the types the contract withholds do
    not reduce the bill. Then, as their own lines: the markup (a percentage of the cloud lines),
    and, when the cloud costs exceed the contract's monthly limit and it caps them, the part above
-   the limit as a reduction. Exceeding the limit is flagged either way.
+   the limit as a reduction. Exceeding the limit is flagged either way. Adjustments to earlier
+   finalized invoices (late data, ``billing.adjustments``) are cloud lines after those passed
+   through, before the markup.
 4. **Fees**: flat fees (prorated), graduated tiered fees on a metric (each tier prices the units
    that fall in it; optionally capped), percentages of other fees (of their prorated amounts),
    and a true-up line when cloud costs and fees together are below the monthly minimum (each
@@ -42,6 +44,8 @@ import datetime as dt
 from decimal import Decimal
 from typing import NamedTuple, Sequence
 
+from .adjustments import Adjustment
+from .adjustments import describe as describe_adjustment
 from .allocation import Share
 from .config import Community, Config, Contract, FlatFee, PercentFee, TieredFee
 from .errors import ConfigError, DataError
@@ -88,9 +92,9 @@ class _Pricer:
     """Builds one invoice; each method adds the lines of one step of the module docstring."""
 
     def __init__(self, config: Config, community: Community, month: Month, in_force: list[InForce],
-                 metrics: Metrics, all_shares: Sequence[Share]):
+                 metrics: Metrics, all_shares: Sequence[Share], adjustments: Sequence[Adjustment] = ()):
         self.config, self.community, self.month, self.metrics = config, community, month, metrics
-        self.in_force, self.all_shares = in_force, all_shares
+        self.in_force, self.all_shares, self.adjustments = in_force, all_shares, adjustments
         self.governing = in_force[-1].contract
         self.currency = self.governing.currency or community.currency
         self.month_days = month.last_day.day
@@ -165,6 +169,11 @@ class _Pricer:
                 f"{format_amount(share.pool_total, share.currency)} {share.currency}, {basis})",
                 "", service, amount, amount))
         self.pass_through(lines)
+        for adjustment in self.adjustments:
+            if adjustment.currency != self.currency:
+                raise DataError(f"community {self.community.id!r}: an adjustment to {adjustment.invoice_number} is in "
+                                f"{adjustment.currency}, its invoices now in {self.currency}; carry it by hand")
+            self.add("cloud", describe_adjustment(adjustment), adjustment.amount)
 
         passed = self.total("cloud")
         if terms.markup_percent:
@@ -293,7 +302,7 @@ def final_number(config: Config, seq: int, invoice: Invoice) -> str:
 
 def price_invoice(config: Config, community: Community, month: Month, direct: Sequence[Attributed],
                   shares: Sequence[Share], all_shares: Sequence[Share], metrics: Metrics,
-                  scope: Sequence[str] = ()) -> Invoice | None:
+                  scope: Sequence[str] = (), adjustments: Sequence[Adjustment] = ()) -> Invoice | None:
     """The invoice of ``community`` for ``month``; ``None`` if no contract is in force and it has no costs.
 
     ``direct`` are the rows attributed to it, ``shares`` its parts of shared pools (``all_shares``
@@ -306,7 +315,7 @@ def price_invoice(config: Config, community: Community, month: Month, direct: Se
             raise DataError(f"community {community.id!r} has costs in {month} but no contract in force; "
                             "add or extend a contract")
         return None
-    pricer = _Pricer(config, community, month, in_force, metrics, all_shares)
+    pricer = _Pricer(config, community, month, in_force, metrics, all_shares, adjustments)
     pricer.cloud(direct, shares)
     pricer.fees()
     pricer.minimum()

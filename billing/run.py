@@ -18,6 +18,7 @@ from typing import Iterator, Mapping, NamedTuple, Sequence
 from sqlalchemy import Engine
 
 from . import __version__, atomic, attribution, ledger, reconciliation
+from .adjustments import Adjustment, differences
 from .allocation import Share, allocate
 from .collectors import Collection, collect
 from .config import Config
@@ -42,6 +43,7 @@ class MonthResult(NamedTuple):
         notes: what collecting did and cost (bytes scanned, paid API requests).
         shares: every community's part of every shared pool.
         provisional: a source says the month's figures are not final (AWS Estimated).
+        late: adjustments found for the month's finalized invoices, open (to be carried).
     """
 
     month: Month
@@ -52,6 +54,7 @@ class MonthResult(NamedTuple):
     notes: tuple[str, ...] = ()
     shares: tuple[Share, ...] = ()
     provisional: bool = False
+    late: tuple[Adjustment, ...] = ()
 
     def unattributed(self) -> dict[str, Decimal]:
         """Unattributed net cost per currency."""
@@ -119,23 +122,26 @@ def _check_sources(collections: list[tuple[str, Collection]]) -> None:
                                 f"{total.currency!r}, a currency this tool does not know the minor unit of")
 
 
-def compute_month(config: Config, month: Month, refresh: bool = False) -> MonthResult:
+def compute_month(config: Config, month: Month, refresh: bool = False,
+                  adjustments: Mapping[str, Sequence[Adjustment]] | None = None) -> MonthResult:
     """Collect every source for ``month`` and turn the costs into invoices and a reconciliation.
 
-    ``refresh`` makes sources that cache paid API responses fetch them again.
+    ``refresh`` makes sources that cache paid API responses fetch them again; ``adjustments``
+    (per community) are carried as lines of its invoice.
     """
     collections: list[tuple[str, Collection]] = []
     try:
         for source in config.sources:
             provider = "gcp" if source.type.startswith("gcp") else "aws"
             collections.append((source.id, collect(source, month, config.label_keys(provider), refresh)))
-        return _compute(config, month, collections)
+        return _compute(config, month, collections, adjustments or {})
     except BillingError as error:  # say what the sources already did and cost, failure or not
         error.notes = tuple(f"{source_id}: {n}" for source_id, c in collections for n in c.notes) + error.notes
         raise
 
 
-def _compute(config: Config, month: Month, collections: list[tuple[str, Collection]]) -> MonthResult:
+def _compute(config: Config, month: Month, collections: list[tuple[str, Collection]],
+             adjustments: Mapping[str, Sequence[Adjustment]]) -> MonthResult:
     key_warnings = _check_rule_keys(config, collections, month)
     _check_sources(collections)
 
@@ -154,7 +160,8 @@ def _compute(config: Config, month: Month, collections: list[tuple[str, Collecti
     for community in config.communities:
         invoice = price_invoice(config, community, month, by_community[community.id],
                                 [s for s in shares if s.community == community.id], shares, metrics,
-                                attribution.scope(by_community[community.id], config.attribution))
+                                attribution.scope(by_community[community.id], config.attribution),
+                                adjustments.get(community.id, ()))
         if invoice is not None:
             invoices.append(invoice)
     balance = reconciliation.add_invoiced(balance, attributed, shares, config, month)
@@ -191,6 +198,16 @@ def write_outputs(folder: Path, config: Config, result: MonthResult, finals: Map
     csv_files.write_shared_allocation(folder / "shared-allocation.csv", result.shares, config)
     csv_files.write_reconciliation(folder / "reconciliation.csv", result.reconciliation)
     return tuple(sorted(folder.iterdir()))
+
+
+def late_data(computed: MonthResult, kept: Sequence[tuple[Invoice, str]]) -> dict[str, tuple[str, str, dict]]:
+    """Per community with a finalized invoice this month: its number, currency, and what the
+    month priced now charges less what it did, per line passed through at cost."""
+    finals = {invoice.community_id: invoice for invoice, _ in kept
+              if invoice.kind == "invoice" and invoice.status == "finalized"}
+    return {now.community_id: (finals[now.community_id].number, now.currency,
+                               differences(finals[now.community_id], now))
+            for now in computed.invoices if now.community_id in finals}
 
 
 def with_finalized(result: MonthResult, finalized: Sequence[tuple[Invoice, str]]) -> MonthResult:
@@ -245,12 +262,19 @@ def run_month(config: Config, month: Month, output: Path | None = None, refresh:
     """
     with locked_month(config, month, output, command) as (engine, final):
         kept = ledger.finalized(engine, month)
-        result = with_finalized(compute_month(config, month, refresh), kept)
+        carried: dict[str, list[Adjustment]] = {}
+        for adjustment in ledger.open_adjustments(engine, month):
+            carried.setdefault(adjustment.community_id, []).append(adjustment)
+        computed = compute_month(config, month, refresh, carried)
+        found = late_data(computed, kept)
+        result = with_finalized(computed, kept)
         finals = {invoice.number: sha256 for invoice, sha256 in kept}
         try:
             with atomic.writing(final) as version:
                 names = [p.name for p in write_outputs(version, config, result, finals, final)]
-                ledger.record_drafts(engine, month, result.invoices, fingerprint(result, config_sha256), command)
+                ledger.record_drafts(engine, month, result.invoices, fingerprint(result, config_sha256), command,
+                                     {community: [a.id for a in items] for community, items in carried.items()})
+                result = result._replace(late=ledger.record_adjustments(engine, month, found, command))
         except OSError as exc:
             raise OutputError(f"cannot write the outputs to {final}: {exc.strerror or exc}",
                               notes=result.notes) from None

@@ -6,6 +6,8 @@ the tests fail rather than skip.
 """
 
 import csv
+import gzip
+import json
 import datetime as dt
 import hashlib
 import os
@@ -350,3 +352,54 @@ def test_a_config_without_a_community_that_has_finalized_invoices_is_refused(url
     assert result.stderr == ("Error: community 'paleohack' has invoices in the ledger but is not in the config; put "
                              "it back (its finalized invoices stay as they are)\n")
     assert ledger_numbers(url) == before
+
+
+# --- late data ---------------------------------------------------------------------------------------
+
+def test_late_data_for_a_finalized_month_is_carried_once_by_the_next_invoice(url, tmp_path, monkeypatch):
+    """Done when: run and finalize September; a late row arrives in September's export; running
+    September again keeps its finalized PDFs byte for byte and reports the difference; October's
+    invoice carries it as an adjustment line citing the September number; numbers stay gapless."""
+    monkeypatch.setenv("BILLING_LEDGER_URL", url)
+    shutil.copytree(ROOT / "demo" / "data", tmp_path / "data")
+    config = tmp_path / "billing.yaml"
+    config.write_text((ROOT / "config" / "billing.yaml").read_text().replace("../demo/data/", "data/")
+                      .replace("output: ../output", "output: out"))
+
+    def cli(*args):
+        return CliRunner().invoke(main, [*args, "--config", str(config)])
+
+    assert cli("run", "--month", "2022-09").exit_code == 0
+    assert cli("finalize", "--month", "2022-09").exit_code == 0
+    september = tmp_path / "out" / "2022-09"
+    sent = {p.name: p.read_bytes() for p in september.glob("*.pdf")}
+
+    export = tmp_path / "data" / "gcp" / "billing-export-2022-09.json.gz"
+    rows = gzip.decompress(export.read_bytes()).decode().splitlines()
+    temple = next(json.loads(r) for r in rows if '"temple-jupyterhub"' in r and '"Compute Engine"' in r
+                  and '"regular"' in r)
+    late = {**temple, "cost": 12.34, "credits": [], "export_time": "2022-10-06 02:00:00 UTC",
+            "usage_start_time": "2022-09-30 22:00:00 UTC", "usage_end_time": "2022-09-30 23:00:00 UTC"}
+    export.write_bytes(gzip.compress(("\n".join(rows + [json.dumps(late)]) + "\n").encode(), mtime=0))
+
+    again = cli("run", "--month", "2022-09")
+    assert again.exit_code == 0, again.output
+    assert {p.name: p.read_bytes() for p in september.glob("*.pdf")} == sent
+    assert ("  temple: Adjustment to INV-2022-00008 (September 2022): Google Cloud: Compute Engine: +12.34 USD"
+            in again.output.splitlines())
+
+    october = cli("run", "--month", "2022-10")
+    assert october.exit_code == 0, october.output
+    finalized = cli("finalize", "--month", "2022-10")
+    assert finalized.exit_code == 0
+    lines = list(csv.DictReader((tmp_path / "out" / "2022-10" / "invoice-lines.csv").open()))
+    carried = [(l["invoice_number"], l["community_id"], l["amount"]) for l in lines
+               if l["description"].startswith("Adjustment to INV-2022-00008 (September 2022)")]
+    assert carried == [("INV-2022-00016", "temple", "12.34")]
+    numbers = sorted(number for _, number, _ in ledger_numbers(url))
+    assert numbers == [f"INV-2022-{n:05d}" for n in range(1, 17)]
+
+    rerun = cli("run", "--month", "2022-09")  # carried once: nothing is open any more
+    assert rerun.exit_code == 0 and "Late data" not in rerun.output
+    assert "Adjustment" not in (tmp_path / "out" / "2022-10" / "invoice-lines.csv").read_text().replace(
+        "Adjustment to INV-2022-00008 (September 2022)", "")

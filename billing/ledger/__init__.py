@@ -4,9 +4,11 @@ written anywhere else; the pipeline receives what the ledger knows as plain reco
 
 Built so far: the schema and its migrations, opening a ledger (refusing one older or newer than
 the code), recording each run's drafts with the month's fingerprint, finalizing them with
-gapless numbers, voiding a finalized invoice with a credit note, and listing what it holds.
+gapless numbers, voiding a finalized invoice with a credit note, late data as adjustments carried
+once, and listing what it holds.
 """
 
+from .adjustments import open_adjustments, record_adjustments
 from .connect import head, ledger_url, open_ledger, shown, upgrade
 from .drafts import Fingerprint, record_drafts
 from .finalize import Finalized, finalize, finalized, month_invoices
@@ -14,4 +16,5 @@ from .status import Document, status
 from .void import Voided, month_of, void
 
 __all__ = ["Document", "Finalized", "Fingerprint", "Voided", "finalize", "finalized", "head", "ledger_url",
-           "month_invoices", "month_of", "open_ledger", "record_drafts", "shown", "status", "upgrade", "void"]
+           "month_invoices", "month_of", "open_adjustments", "open_ledger", "record_adjustments",
+           "record_drafts", "shown", "status", "upgrade", "void"]

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import NamedTuple, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 from sqlalchemy import Engine, delete, insert, select, update
 
 from ..records import Invoice, Month
 from .connect import guarded
 from .documents import insert_invoice, invoice_of, month_documents
-from .schema import events, invoice_lines, invoices, months
+from .schema import adjustments, events, invoice_lines, invoices, months
 
 
 class Fingerprint(NamedTuple):
@@ -37,17 +37,18 @@ def _now() -> str:
 
 @guarded
 def record_drafts(engine: Engine, month: Month, drafts: Sequence[Invoice], fingerprint: Fingerprint,
-                  command: str) -> tuple[Invoice, ...]:
-    """Replace the month's drafts by ``drafts`` and record the month's fingerprint.
+                  command: str, carried: Mapping[str, Sequence[int]] | None = None) -> tuple[Invoice, ...]:
+    """Replace the month's drafts by ``drafts`` and record the month's fingerprint; ``carried``
+    gives, per community, the adjustments its draft carries.
 
     A community whose invoice for the month is finalized keeps it: its draft is not recorded, and
     the finalized invoices are returned, as the ledger has them, to be written as they are.
     """
-    return _record(engine, month, drafts, fingerprint, command)
+    return _record(engine, month, drafts, fingerprint, command, carried or {})
 
 
 def _record(engine: Engine, month: Month, drafts: Sequence[Invoice], fingerprint: Fingerprint,
-            command: str) -> tuple[Invoice, ...]:
+            command: str, carried: Mapping[str, Sequence[int]]) -> tuple[Invoice, ...]:
     now, key = _now(), str(month)
     with engine.begin() as connection:
         final = [invoice_of(connection, row) for row in month_documents(connection, month, "finalized")]
@@ -61,6 +62,9 @@ def _record(engine: Engine, month: Month, drafts: Sequence[Invoice], fingerprint
             if draft.community_id in kept or draft.status != "draft" or draft.kind != "invoice":
                 continue  # a finalized invoice stays; void invoices and credit notes are not drafts
             invoice_id = insert_invoice(connection, draft, "draft", None, now)
+            if carried.get(draft.community_id):
+                connection.execute(update(adjustments).where(adjustments.c.id.in_(carried[draft.community_id]))
+                                   .values(carried_by=invoice_id))
             change = "redrafted" if draft.community_id in earlier else "drafted"
             connection.execute(insert(events).values(
                 invoice_id=invoice_id, month=key, community_id=draft.community_id, at=now, command=command,

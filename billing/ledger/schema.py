@@ -78,3 +78,16 @@ sequences = Table(
     Column("name", String(64), primary_key=True),
     Column("last_value", Integer, nullable=False),
 )
+
+adjustments = Table(
+    "adjustments", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("community_id", String(64), nullable=False),
+    Column("month", String(7), nullable=False),                 # of the finalized invoice it adjusts
+    Column("invoice_number", String(64), nullable=False),
+    Column("description", Text, nullable=False),                # the line it adjusts
+    Column("currency", String(3), nullable=False),
+    Column("amount", AMOUNT, nullable=False),
+    Column("recorded_at", String(32), nullable=False),
+    Column("carried_by", Integer, ForeignKey("invoices.id", ondelete="SET NULL"), nullable=True),
+)

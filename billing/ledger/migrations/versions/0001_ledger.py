@@ -1,4 +1,4 @@
-"""The first ledger: months, invoices and their lines, events, number sequences.
+"""The first ledger: months, invoices and their lines, events, number sequences, adjustments.
 
 Revision ID: 0001
 Revises:
@@ -79,8 +79,20 @@ def upgrade() -> None:
         sa.Column("last_value", sa.Integer, nullable=False),
     )
     op.bulk_insert(table, [{"name": "invoices", "last_value": 0}])  # invoices and credit notes
+    op.create_table(
+        "adjustments",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("community_id", sa.String(64), nullable=False),
+        sa.Column("month", sa.String(7), nullable=False),
+        sa.Column("invoice_number", sa.String(64), nullable=False),
+        sa.Column("description", sa.Text, nullable=False),
+        sa.Column("currency", sa.String(3), nullable=False),
+        sa.Column("amount", AMOUNT, nullable=False),
+        sa.Column("recorded_at", sa.String(32), nullable=False),
+        sa.Column("carried_by", sa.Integer, sa.ForeignKey("invoices.id", ondelete="SET NULL"), nullable=True),
+    )
 
 
 def downgrade() -> None:
-    for table in ("sequences", "events", "invoice_lines", "invoices", "months"):
+    for table in ("adjustments", "sequences", "events", "invoice_lines", "invoices", "months"):
         op.drop_table(table)
