@@ -24,6 +24,8 @@ In order, for one community and month:
 5. **Discounts**: a percentage of, or an amount off, the subtotal (cloud costs and fees), never
    more than the subtotal.
 6. **Tax**: the contract's rate on the subtotal after discounts.
+7. **Prepaid funds**: when the contract has them, what the balance covers of the total is paid
+   from it (a line after the total; the amount due is what is left).
 
 Rounding: every amount is kept at full precision until it becomes a line, and every total is a
 sum of rounded lines. The cloud lines passed through at cost (step 3 before the markup, after
@@ -273,6 +275,18 @@ class _Pricer:
                 description += f" (limited to the subtotal of {self.money(subtotal)})"
             self.add("discounts", description, -given)
 
+    def prepaid(self, used: Decimal) -> Decimal | None:
+        """Pay what the prepaid balance covers of the total (never below zero); ``used`` is what
+        finalized invoices drew from it before. Returns ``used`` (``None`` without prepaid funds)."""
+        prepaid = self.governing.prepaid
+        if prepaid is None or str(self.month) < prepaid.start:
+            return None
+        balance = prepaid.amount - used
+        applied = self.q(max(min(balance, self.total("cloud", "fees", "discounts", "tax")), ZERO))
+        self.add("prepaid", f"Paid from prepaid funds ({self.money(balance)} before, {self.money(balance - applied)} "
+                 "left after this invoice)", -applied)
+        return used
+
     def tax(self) -> None:
         tax = self.governing.tax
         if tax is None:
@@ -302,7 +316,8 @@ def final_number(config: Config, seq: int, invoice: Invoice) -> str:
 
 def price_invoice(config: Config, community: Community, month: Month, direct: Sequence[Attributed],
                   shares: Sequence[Share], all_shares: Sequence[Share], metrics: Metrics,
-                  scope: Sequence[str] = (), adjustments: Sequence[Adjustment] = ()) -> Invoice | None:
+                  scope: Sequence[str] = (), adjustments: Sequence[Adjustment] = (),
+                  prepaid_used: Decimal = ZERO) -> Invoice | None:
     """The invoice of ``community`` for ``month``; ``None`` if no contract is in force and it has no costs.
 
     ``direct`` are the rows attributed to it, ``shares`` its parts of shared pools (``all_shares``
@@ -321,6 +336,7 @@ def price_invoice(config: Config, community: Community, month: Month, direct: Se
     pricer.minimum()
     pricer.discounts()
     pricer.tax()
+    used = pricer.prepaid(prepaid_used)
     issue_date = month.next.first_day
     return Invoice(
         number=invoice_number(config, community, month),
@@ -335,4 +351,5 @@ def price_invoice(config: Config, community: Community, month: Month, direct: Se
         scope=tuple(scope),
         notes=tuple(pricer.notes),
         flags=tuple(pricer.flags),
+        prepaid_used=used,
     )

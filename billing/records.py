@@ -158,7 +158,7 @@ class InvoiceLine(NamedTuple):
 
     Attributes:
         section: ``"cloud"`` (passed through at cost, shared costs, markup, a cap), ``"fees"``,
-            ``"discounts"`` or ``"tax"``.
+            ``"discounts"``, ``"tax"``, or ``"prepaid"`` (paid from prepaid funds, after the total).
         description: what a finance reader sees.
         provider: for a provider's own lines, ``"gcp"`` or ``"aws"``; ``""`` otherwise (shared
             lines too).
@@ -199,6 +199,8 @@ class Invoice(NamedTuple):
         flags: what finance should look at (a cloud-cost limit exceeded).
         kind: ``"invoice"``, or ``"credit_note"`` for the document that cancels a voided invoice.
         references: for a credit note, the number of the invoice it cancels.
+        prepaid_used: with a prepaid balance, what finalized invoices had drawn from it when this
+            one was priced (finalizing checks it still holds); ``None`` without prepaid funds.
     """
 
     number: str
@@ -215,6 +217,7 @@ class Invoice(NamedTuple):
     flags: tuple[str, ...] = ()
     kind: str = "invoice"
     references: str = ""
+    prepaid_used: Decimal | None = None
 
     def _sum(self, section: str) -> Decimal:
         return sum((line.amount for line in self.lines if line.section == section), ZERO)
@@ -247,6 +250,15 @@ class Invoice(NamedTuple):
     @property
     def total(self) -> Decimal:
         return self.subtotal_excluding_tax + self.tax
+
+    @property
+    def prepaid(self) -> Decimal:
+        """What prepaid funds pay of the total (negative, or zero)."""
+        return self._sum("prepaid")
+
+    @property
+    def amount_due(self) -> Decimal:
+        return self.total + self.prepaid
 
 
 class ReconciliationRow(NamedTuple):

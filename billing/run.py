@@ -123,25 +123,27 @@ def _check_sources(collections: list[tuple[str, Collection]]) -> None:
 
 
 def compute_month(config: Config, month: Month, refresh: bool = False,
-                  adjustments: Mapping[str, Sequence[Adjustment]] | None = None) -> MonthResult:
+                  adjustments: Mapping[str, Sequence[Adjustment]] | None = None,
+                  prepaid_used: Mapping[str, Decimal] | None = None) -> MonthResult:
     """Collect every source for ``month`` and turn the costs into invoices and a reconciliation.
 
     ``refresh`` makes sources that cache paid API responses fetch them again; ``adjustments``
-    (per community) are carried as lines of its invoice.
+    (per community) are carried as lines of its invoice; ``prepaid_used`` is what finalized
+    invoices drew from each community's prepaid funds.
     """
     collections: list[tuple[str, Collection]] = []
     try:
         for source in config.sources:
             provider = "gcp" if source.type.startswith("gcp") else "aws"
             collections.append((source.id, collect(source, month, config.label_keys(provider), refresh)))
-        return _compute(config, month, collections, adjustments or {})
+        return _compute(config, month, collections, adjustments or {}, prepaid_used or {})
     except BillingError as error:  # say what the sources already did and cost, failure or not
         error.notes = tuple(f"{source_id}: {n}" for source_id, c in collections for n in c.notes) + error.notes
         raise
 
 
 def _compute(config: Config, month: Month, collections: list[tuple[str, Collection]],
-             adjustments: Mapping[str, Sequence[Adjustment]]) -> MonthResult:
+             adjustments: Mapping[str, Sequence[Adjustment]], prepaid_used: Mapping[str, Decimal]) -> MonthResult:
     key_warnings = _check_rule_keys(config, collections, month)
     _check_sources(collections)
 
@@ -161,7 +163,7 @@ def _compute(config: Config, month: Month, collections: list[tuple[str, Collecti
         invoice = price_invoice(config, community, month, by_community[community.id],
                                 [s for s in shares if s.community == community.id], shares, metrics,
                                 attribution.scope(by_community[community.id], config.attribution),
-                                adjustments.get(community.id, ()))
+                                adjustments.get(community.id, ()), prepaid_used.get(community.id, ZERO))
         if invoice is not None:
             invoices.append(invoice)
     balance = reconciliation.add_invoiced(balance, attributed, shares, config, month)
@@ -265,7 +267,7 @@ def run_month(config: Config, month: Month, output: Path | None = None, refresh:
         carried: dict[str, list[Adjustment]] = {}
         for adjustment in ledger.open_adjustments(engine, month):
             carried.setdefault(adjustment.community_id, []).append(adjustment)
-        computed = compute_month(config, month, refresh, carried)
+        computed = compute_month(config, month, refresh, carried, ledger.prepaid_used(engine))
         found = late_data(computed, kept)
         result = with_finalized(computed, kept)
         finals = {invoice.number: sha256 for invoice, sha256 in kept}

@@ -403,3 +403,43 @@ def test_late_data_for_a_finalized_month_is_carried_once_by_the_next_invoice(url
     assert rerun.exit_code == 0 and "Late data" not in rerun.output
     assert "Adjustment" not in (tmp_path / "out" / "2022-10" / "invoice-lines.csv").read_text().replace(
         "Adjustment to INV-2022-00008 (September 2022)", "")
+
+
+# --- prepaid funds -------------------------------------------------------------------------------------
+
+def test_prepaid_funds_are_drawn_down_by_finalized_invoices_and_never_below_zero(url, tmp_path, monkeypatch):
+    """COESSING's invoices are 480.00 a month; a grant of 700.00 pays September in full and 220.00
+    of October; drafts show what would be applied; finalizing out of order is refused."""
+    monkeypatch.setenv("BILLING_LEDGER_URL", url)
+    text = (ROOT / "config" / "billing.yaml").read_text().replace("../demo/", f"{ROOT}/demo/")
+    anchor = "      minimum: 600.00            # before discounts\n"
+    assert anchor in text
+    config = tmp_path / "billing.yaml"
+    config.write_text(text.replace(anchor, anchor + "      prepaid: {amount: 700.00, start: 2022-09}\n"))
+    out = str(tmp_path / "out")
+
+    def cli(*args):
+        return CliRunner().invoke(main, [*args, "--config", str(config), "--output", out])
+
+    def coessing(month):
+        rows = csv.DictReader((tmp_path / "out" / month / "invoice-register.csv").open())
+        row = next(r for r in rows if r["community_id"] == "coessing")
+        return row["total"], row["prepaid_applied"], row["amount_due"]
+
+    assert cli("run", "--month", "2022-09").exit_code == 0
+    assert cli("run", "--month", "2022-10").exit_code == 0
+    assert coessing("2022-09") == ("480.00", "480.00", "0.00")
+    assert coessing("2022-10") == ("480.00", "480.00", "0.00")  # a draft: what would be applied now
+
+    early = cli("finalize", "--month", "2022-10", "--community", "coessing")
+    assert early.exit_code == 0, early.output
+    late = cli("finalize", "--month", "2022-09", "--community", "coessing")
+    assert late.exit_code == 1
+    assert late.stderr == ("Error: billing finalize: coessing's 2022-09 draft was priced when its prepaid funds had "
+                           "0.00 drawn, and finalized invoices have drawn 480.00 since; run the month again first\n")
+    assert cli("run", "--month", "2022-09").exit_code == 0
+    assert coessing("2022-09") == ("480.00", "220.00", "260.00")
+    assert cli("finalize", "--month", "2022-09", "--community", "coessing").exit_code == 0
+    text = pdf_text(tmp_path / "out" / "2022-09" / "invoice-2022-09-coessing.pdf")
+    assert "Paid from prepaid funds (220.00 before, 0.00 left after this invoice)" in text
+    assert "Please pay 260.00 USD" in text

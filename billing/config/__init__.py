@@ -20,7 +20,7 @@ from .rules import Match, Rule, SharedPool
 from .sources import (SOURCE_TYPES, AwsCostExplorer, AwsCostExplorerFiles, AwsGroupBy, GcpBigQuery,
                       GcpExportFiles, Source)
 from .terms import (CloudTerms, Community, Contact, Contract, Discount, ExchangeRate, Fee, FlatFee,
-                    InvoiceSettings, Organisation, PercentFee, Tax, Tier, TieredFee)
+                    InvoiceSettings, Organisation, PercentFee, Prepaid, Tax, Tier, TieredFee)
 
 __all__ = [
     "AwsCostExplorer", "AwsCostExplorerFiles", "AwsGroupBy", "CloudTerms", "Community", "Config",
@@ -28,7 +28,7 @@ __all__ = [
     "ExchangeRate", "Fee", "FlatFee", "GCP_PROJECT", "GcpBigQuery", "GcpExportFiles", "Id",
     "InvoiceSettings", "LedgerSettings", "Location", "MAX_EXCHANGE_RATE", "MAX_MONEY",
     "MAX_PERCENT", "MAX_QUANTITY", "MAX_YAML_DEPTH", "MAX_YAML_VALUES", "Match", "Money",
-    "MonthText", "Organisation", "Percent", "PercentFee", "Quantity", "Rate", "Rule",
+    "MonthText", "Organisation", "Percent", "PercentFee", "Prepaid", "Quantity", "Rate", "Rule",
     "SOURCE_TYPES", "SharedPool", "Source", "Tax", "Tier", "TieredFee", "Values", "format_location",
     "load_config",
 ]

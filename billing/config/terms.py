@@ -148,6 +148,14 @@ class Tax(_Model):
     rate_percent: Percent
 
 
+class Prepaid(_Model):
+    """Funds paid up front (e.g. a grant): from ``start`` on, each finalized invoice draws the
+    balance down by its total (never below zero)."""
+
+    amount: Money
+    start: MonthText
+
+
 class Contract(_Model):
     """The terms a community is billed under, in force from ``start`` to ``end`` (inclusive days;
     either may be left open). ``currency`` defaults to the community's."""
@@ -160,6 +168,7 @@ class Contract(_Model):
     minimum: Money | None = None
     discounts: list[Discount] = []
     tax: Tax | None = None
+    prepaid: Prepaid | None = None
     payment_terms_days: Count = Field(30, ge=0, le=365)
 
     @model_validator(mode="after")

@@ -22,7 +22,8 @@ def insert_invoice(connection: Connection, invoice: Invoice, status: str, number
         issue_date=invoice.issue_date.isoformat(), due_date=invoice.due_date.isoformat(),
         cloud_costs=invoice.cloud_costs, fees=invoice.fees, discounts=invoice.discounts, tax=invoice.tax,
         total=invoice.total, scope=json.dumps(list(invoice.scope)), notes=json.dumps(list(invoice.notes)),
-        flags=json.dumps(list(invoice.flags)), pdf_sha256=pdf_sha256, created_at=now)).inserted_primary_key[0]
+        flags=json.dumps(list(invoice.flags)), prepaid_used=invoice.prepaid_used, pdf_sha256=pdf_sha256,
+        created_at=now)).inserted_primary_key[0]
     if invoice.lines:
         connection.execute(insert(invoice_lines), [
             {"invoice_id": invoice_id, "position": n, "section": line.section, "description": line.description,
@@ -45,7 +46,8 @@ def invoice_of(connection: Connection, row: Mapping[str, Any]) -> Invoice:
         lines=tuple(InvoiceLine(line["section"], line["description"], line["provider"], line["service"],
                                 line["cost"], line["credits"], line["amount"]) for line in lines),
         scope=tuple(json.loads(row["scope"])), notes=tuple(json.loads(row["notes"])),
-        flags=tuple(json.loads(row["flags"])), kind=row["kind"], references=row["references_number"] or "")
+        flags=tuple(json.loads(row["flags"])), kind=row["kind"], references=row["references_number"] or "",
+        prepaid_used=row["prepaid_used"])
 
 
 def month_documents(connection: Connection, month: Month, status: str | None = None,

@@ -11,13 +11,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Callable, NamedTuple, Sequence
 
-from sqlalchemy import Engine, insert, select, update
+from decimal import Decimal
+
+from sqlalchemy import Engine, func, insert, select, update
 
 from ..errors import DataError, LedgerError
+from ..money import format_amount
 from ..records import Invoice, Month
 from .connect import guarded
 from .documents import invoice_of, month_documents
-from .schema import events, invoices, months, sequences
+from .schema import events, invoice_lines, invoices, months, sequences
 
 SEQUENCE = "invoices"  # invoices and credit notes share it
 
@@ -66,6 +69,14 @@ def _finalize(engine: Engine, month: Month, communities: Sequence[str] | None,
                 for row in finals if row["community_id"] in wanted]
         todo = [row for row in drafts if row["community_id"] in wanted]
         if todo:
+            used = _prepaid_used(connection)
+            for row in todo:
+                now_used = used.get(row["community_id"], Decimal(0))
+                if row["prepaid_used"] is not None and row["prepaid_used"] != now_used:
+                    raise DataError(f"{command}: {row['community_id']}'s {month} draft was priced when its prepaid "
+                                    f"funds had {format_amount(row['prepaid_used'], row['currency'])} drawn, and "
+                                    f"finalized invoices have drawn {format_amount(now_used, row['currency'])} since; "
+                                    "run the month again first")
             (last,) = connection.execute(select(sequences.c.last_value)
                                          .where(sequences.c.name == SEQUENCE)).one()
             for offset, row in enumerate(todo, start=1):
@@ -99,3 +110,20 @@ def month_invoices(engine: Engine, month: Month) -> tuple[Invoice, ...]:
     notes), by community and age."""
     with engine.connect() as connection:
         return tuple(invoice_of(connection, row) for row in month_documents(connection, month, kind=None))
+
+
+def _prepaid_used(connection) -> dict[str, Decimal]:
+    """Per community, what its final documents drew from prepaid funds (a credit note gives back
+    what its voided invoice drew)."""
+    query = (select(invoices.c.community_id, func.sum(invoice_lines.c.amount))
+             .join(invoice_lines, invoice_lines.c.invoice_id == invoices.c.id)
+             .where(invoice_lines.c.section == "prepaid", invoices.c.status != "draft")
+             .group_by(invoices.c.community_id))
+    return {community: -amount for community, amount in connection.execute(query)}
+
+
+@guarded
+def prepaid_used(engine: Engine) -> dict[str, Decimal]:
+    """Per community, what finalized invoices drew from its prepaid funds."""
+    with engine.connect() as connection:
+        return _prepaid_used(connection)

@@ -44,6 +44,7 @@ invoices = Table(
     Column("scope", Text, nullable=False),                     # JSON lists of the printed sentences
     Column("notes", Text, nullable=False),
     Column("flags", Text, nullable=False),
+    Column("prepaid_used", AMOUNT, nullable=True),                # drawn before, when priced
     Column("pdf_sha256", String(64), nullable=True),
     Column("created_at", String(32), nullable=False),
 )

@@ -22,7 +22,7 @@ from ..records import PROVISIONAL, Attributed, Invoice, ReconciliationRow
 
 REGISTER_COLUMNS = ("invoice_number", "community_id", "community_name", "invoice_month", "issue_date",
                     "due_date", "currency", "cloud_costs", "fees", "discounts", "tax", "total", "status", "flags",
-                    "type", "references")
+                    "type", "references", "prepaid_applied", "amount_due")
 LINE_COLUMNS = ("invoice_number", "community_id", "invoice_month", "line", "section", "description",
                 "provider", "service", "currency", "cost", "credits", "amount")
 DETAIL_COLUMNS = ("invoice_month", "bucket", "assigned_to", "provider", "billing_account",
@@ -59,7 +59,7 @@ def write_register(path: Path, invoices: Sequence[Invoice]) -> None:
          i.due_date.isoformat(), i.currency,
          *(plain_amount(a, i.currency) for a in (i.cloud_costs, i.fees, i.discounts, i.tax, i.total)),
          PROVISIONAL if i.status == "draft" and i.provisional else i.status, "; ".join(i.flags), i.kind,
-         i.references)
+         i.references, plain_amount(-i.prepaid, i.currency), plain_amount(i.amount_due, i.currency))
         for i in invoices))
 
 

@@ -47,6 +47,7 @@ def upgrade() -> None:
         sa.Column("scope", sa.Text, nullable=False),
         sa.Column("notes", sa.Text, nullable=False),
         sa.Column("flags", sa.Text, nullable=False),
+        sa.Column("prepaid_used", AMOUNT, nullable=True),
         sa.Column("pdf_sha256", sa.String(64), nullable=True),
         sa.Column("created_at", sa.String(32), nullable=False),
     )
