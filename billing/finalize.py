@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import atomic, ledger
+from .adjustments import Adjustment
 from .config import Config
 from .errors import LedgerError, UsageError
 from .pricing import final_number
@@ -24,7 +25,7 @@ from .render import csv_files
 from .render.pdf import pdf_name, place_final_pdf, sha256_of, write_invoice_pdf
 from .run import locked_month
 
-REWRITTEN = ("invoice-register.csv", "invoice-lines.csv")
+REWRITTEN = ("invoice-register.csv", "invoice-lines.csv", "adjustments.csv")
 
 
 def finalize_month(config: Config, month: Month, communities: Sequence[str] | None = None,
@@ -35,7 +36,7 @@ def finalize_month(config: Config, month: Month, communities: Sequence[str] | No
             done = ledger.finalize(engine, month, communities, partial(final_number, config),
                                    partial(_render_final, version, config), command)
             _write_month(version, final, config, _in_order(config, ledger.month_invoices(engine, month)),
-                         dict(ledger.finalized(engine, month)))
+                         dict(ledger.finalized(engine, month)), ledger.found_adjustments(engine, month))
     return done
 
 
@@ -46,10 +47,10 @@ def _render_final(folder: Path, config: Config, invoice: Invoice) -> str:
 
 
 def _write_month(folder: Path, previous: Path, config: Config, invoices: Sequence[Invoice],
-                 finals: dict[Invoice, str]) -> None:
+                 finals: dict[Invoice, str], found: Sequence[Adjustment]) -> None:
     """The month's folder as the ledger has it: every document's PDF (final, void and credit notes
-    byte for byte as recorded, drafts as they were), the register and lines rewritten, the other
-    files kept."""
+    byte for byte as recorded, drafts as they were), the register, lines and adjustments
+    rewritten, the other files kept."""
     for path in previous.iterdir():
         if path.is_file() and path.name not in REWRITTEN and path.suffix != ".pdf":
             shutil.copyfile(path, folder / path.name)
@@ -66,6 +67,7 @@ def _write_month(folder: Path, previous: Path, config: Config, invoices: Sequenc
             write_invoice_pdf(target, invoice, community, config)
     csv_files.write_register(folder / "invoice-register.csv", invoices)
     csv_files.write_lines(folder / "invoice-lines.csv", invoices)
+    csv_files.write_adjustments(folder / "adjustments.csv", found, invoices)
 
 
 def void_invoice(config: Config, number: str, reason: str, output: Path | None = None,
@@ -87,7 +89,7 @@ def void_invoice(config: Config, number: str, reason: str, output: Path | None =
             done = ledger.void(engine, number, reason.strip(), partial(final_number, config),
                                partial(_render_final, version, config), command)
             _write_month(version, final, config, _in_order(config, ledger.month_invoices(engine, month)),
-                         dict(ledger.finalized(engine, month)))
+                         dict(ledger.finalized(engine, month)), ledger.found_adjustments(engine, month))
     return done
 
 

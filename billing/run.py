@@ -277,6 +277,8 @@ def run_month(config: Config, month: Month, output: Path | None = None, refresh:
                 ledger.record_drafts(engine, month, result.invoices, fingerprint(result, config_sha256), command,
                                      {community: [a.id for a in items] for community, items in carried.items()})
                 result = result._replace(late=ledger.record_adjustments(engine, month, found, command))
+                csv_files.write_adjustments(version / "adjustments.csv", result.late, result.invoices)
+                names.append("adjustments.csv")
         except OSError as exc:
             raise OutputError(f"cannot write the outputs to {final}: {exc.strerror or exc}",
                               notes=result.notes) from None

@@ -387,6 +387,8 @@ def test_late_data_for_a_finalized_month_is_carried_once_by_the_next_invoice(url
     assert {p.name: p.read_bytes() for p in september.glob("*.pdf")} == sent
     assert ("  temple: Adjustment to INV-2022-00008 (September 2022): Google Cloud: Compute Engine: +12.34 USD"
             in again.output.splitlines())
+    assert list(csv.reader((september / "adjustments.csv").open()))[1:] == [
+        ["found", "temple", "INV-2022-00008", "2022-09", "Google Cloud: Compute Engine", "USD", "12.34", ""]]
 
     october = cli("run", "--month", "2022-10")
     assert october.exit_code == 0, october.output
@@ -396,6 +398,9 @@ def test_late_data_for_a_finalized_month_is_carried_once_by_the_next_invoice(url
     carried = [(l["invoice_number"], l["community_id"], l["amount"]) for l in lines
                if l["description"].startswith("Adjustment to INV-2022-00008 (September 2022)")]
     assert carried == [("INV-2022-00016", "temple", "12.34")]
+    assert list(csv.reader((tmp_path / "out" / "2022-10" / "adjustments.csv").open()))[1:] == [
+        ["carried", "temple", "INV-2022-00008", "2022-09", "Google Cloud: Compute Engine", "USD", "12.34",
+         "INV-2022-00016"]]
     numbers = sorted(number for _, number, _ in ledger_numbers(url))
     assert numbers == [f"INV-2022-{n:05d}" for n in range(1, 17)]
 

@@ -20,7 +20,7 @@ from conftest import ROOT
 
 DEMO_CONFIG = ROOT / "config" / "billing.yaml"
 MONTHS = ["2022-08", "2022-09", "2022-10"]
-CSV_FILES = {"invoice-register.csv", "invoice-lines.csv", "cost-detail.csv", "unattributed.csv",
+CSV_FILES = {"invoice-register.csv", "invoice-lines.csv", "cost-detail.csv", "unattributed.csv", "adjustments.csv",
              "reconciliation.csv", "absorbed.csv", "shared-allocation.csv"}
 
 
@@ -165,7 +165,7 @@ def test_the_summary_names_every_community_and_the_folder(tmp_path):
     assert "Warning: CIROH: cloud costs 3,226.89 exceed the monthly limit of 3,000.00" in result.stderr
     assert "London Interdisciplinary School" in result.output
     assert "Reconciliation: 2 billing account(s) balance to the cent." in result.output
-    assert f"Wrote 15 files to {tmp_path / '2022-09'}" in result.output
+    assert f"Wrote 16 files to {tmp_path / '2022-09'}" in result.output
 
 
 def test_a_rerun_gives_the_same_bytes_and_replaces_the_folder_whole(tmp_path, demo_output):

@@ -8,13 +8,14 @@ gapless numbers, voiding a finalized invoice with a credit note, late data as ad
 once, and listing what it holds.
 """
 
-from .adjustments import open_adjustments, record_adjustments
+from .adjustments import found_adjustments, open_adjustments, record_adjustments
 from .connect import head, ledger_url, open_ledger, shown, upgrade
 from .drafts import Fingerprint, record_drafts
 from .finalize import Finalized, finalize, finalized, month_invoices, prepaid_used
 from .status import Document, status
 from .void import Voided, month_of, void
 
-__all__ = ["Document", "Finalized", "Fingerprint", "Voided", "finalize", "finalized", "head", "ledger_url",
+__all__ = ["Document", "Finalized", "Fingerprint", "Voided", "finalize", "finalized", "found_adjustments", "head",
+           "ledger_url",
            "month_invoices", "month_of", "open_adjustments", "open_ledger", "record_adjustments",
            "prepaid_used", "record_drafts", "shown", "status", "upgrade", "void"]

@@ -67,3 +67,13 @@ def open_adjustments(engine: Engine, month: Month) -> tuple[Adjustment, ...]:
                      carrier.with_only_columns(invoices.c.month).scalar_subquery() == str(month))))
             .order_by(adjustments.c.community_id, adjustments.c.month, adjustments.c.id)).mappings().all()
     return tuple(_adjustment(row) for row in rows)
+
+
+@guarded
+def found_adjustments(engine: Engine, month: Month) -> tuple[Adjustment, ...]:
+    """The adjustments found for ``month``'s finalized invoices that no invoice carries yet."""
+    with engine.connect() as connection:
+        rows = connection.execute(select(adjustments).where(
+            adjustments.c.month == str(month), adjustments.c.carried_by.is_(None))
+            .order_by(adjustments.c.community_id, adjustments.c.id)).mappings().all()
+    return tuple(_adjustment(row) for row in rows)

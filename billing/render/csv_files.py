@@ -11,11 +11,13 @@ and its ``invoice_rounding`` is what makes ``invoiced`` add up as printed.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..money import ZERO, plain_amount, quantize, round_to_total
+from ..adjustments import Adjustment
 from ..allocation import Share
 from ..config import Config
 from ..records import PROVISIONAL, Attributed, Invoice, ReconciliationRow
@@ -34,6 +36,8 @@ ABSORBED_COLUMNS = ("invoice_month", "reason", "provider", "billing_account", "p
                     "charge_type", "labels", "currency", "cost", "credits", "net", "source")
 SHARED_COLUMNS = ("pool", "description", "split", "part", "currency", "pool_total", "community_id", "weight",
                   "share_percent", "amount")
+ADJUSTMENT_COLUMNS = ("adjustment", "community_id", "adjusts_invoice", "adjusts_month", "description", "currency",
+                      "amount", "carried_by")
 RECONCILIATION_COLUMNS = ("provider", "billing_account", "invoice_month", "currency", "source_total",
                           "attributed", "shared", "absorbed", "unattributed", "provider_rounding", "difference",
                           "invoiced", "credits_withheld", "invoice_rounding")
@@ -140,3 +144,27 @@ def write_reconciliation(path: Path, rows: Sequence[ReconciliationRow]) -> None:
         (r.provider, r.billing_account, r.invoice_month, r.currency,
          *(plain_amount(a, r.currency) for a in printed(r)))
         for r in rows))
+
+
+def write_adjustments(path: Path, found: Sequence[Adjustment], invoices: Sequence[Invoice]) -> None:
+    """Late data: the differences this run found for the month's finalized invoices (``found``,
+    to be carried by each community's next draft), and the adjustments this month's invoices
+    carry (``carried``, from earlier months)."""
+    rows = [("found", a.community_id, a.invoice_number, a.month, a.description, a.currency,
+             plain_amount(a.amount, a.currency), "") for a in found]
+    for invoice in invoices:
+        for line in invoice.lines:
+            if line.description.startswith("Adjustment to "):
+                adjusted, _, description = line.description[len("Adjustment to "):].partition(": ")
+                number, _, label = adjusted.partition(" (")
+                rows.append(("carried", invoice.community_id, number, _month_of(label.rstrip(")")), description,
+                             invoice.currency, plain_amount(line.amount, invoice.currency), invoice.number))
+    _write(path, ADJUSTMENT_COLUMNS, rows)
+
+
+def _month_of(label: str) -> str:
+    """``September 2022`` -> ``2022-09`` (the label an adjustment line prints)."""
+    try:
+        return dt.datetime.strptime(label, "%B %Y").strftime("%Y-%m")
+    except ValueError:
+        return label
