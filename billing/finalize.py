@@ -15,14 +15,15 @@ from functools import partial
 from pathlib import Path
 from typing import Sequence
 
+from sqlalchemy import Engine
+
 from . import atomic, ledger
-from .adjustments import Adjustment
 from .config import Config
 from .errors import LedgerError, UsageError
 from .pricing import final_number
 from .records import Invoice, Month
 from .render import csv_files
-from .render.pdf import pdf_name, place_final_pdf, sha256_of, write_invoice_pdf
+from .render.pdf import pdf_name, sha256_of, write_invoice_pdf, write_pdfs
 from .run import locked_month
 
 REWRITTEN = ("invoice-register.csv", "invoice-lines.csv", "adjustments.csv")
@@ -35,8 +36,7 @@ def finalize_month(config: Config, month: Month, communities: Sequence[str] | No
         with atomic.writing(final) as version:
             done = ledger.finalize(engine, month, communities, partial(final_number, config),
                                    partial(_render_final, version, config), command)
-            _write_month(version, final, config, _in_order(config, ledger.month_invoices(engine, month)),
-                         dict(ledger.finalized(engine, month)), ledger.found_adjustments(engine, month))
+            _write_month(version, final, config, engine, month)
     return done
 
 
@@ -46,28 +46,21 @@ def _render_final(folder: Path, config: Config, invoice: Invoice) -> str:
     return sha256_of(path)
 
 
-def _write_month(folder: Path, previous: Path, config: Config, invoices: Sequence[Invoice],
-                 finals: dict[Invoice, str], found: Sequence[Adjustment]) -> None:
-    """The month's folder as the ledger has it: every document's PDF (final, void and credit notes
-    byte for byte as recorded, drafts as they were), the register, lines and adjustments
-    rewritten, the other files kept."""
+def _write_month(folder: Path, previous: Path, config: Config, engine: Engine, month: Month) -> None:
+    """The month's folder as the ledger has it: every document's PDF (final and void invoices and
+    credit notes byte for byte as recorded, drafts as they were), the register, lines and
+    adjustments rewritten, the other files kept."""
     for path in previous.iterdir():
         if path.is_file() and path.name not in REWRITTEN and path.suffix != ".pdf":
             shutil.copyfile(path, folder / path.name)
-    for invoice in invoices:
-        target = folder / pdf_name(invoice)
-        if target.exists():
-            continue
-        community = config.community(invoice.community_id)
-        if invoice.status != "draft":
-            place_final_pdf(folder, previous, invoice, finals[invoice], community, config)
-        elif (previous / pdf_name(invoice)).is_file():
-            shutil.copyfile(previous / pdf_name(invoice), target)
-        else:
-            write_invoice_pdf(target, invoice, community, config)
+    order = {community.id: n for n, community in enumerate(config.communities)}
+    invoices = sorted(ledger.month_invoices(engine, month),
+                      key=lambda i: (order.get(i.community_id, len(order)), i.community_id))
+    finals = {invoice.number: sha256 for invoice, sha256 in ledger.finalized(engine, month)}
+    write_pdfs(folder, previous, invoices, finals, config, keep_drafts=True)
     csv_files.write_register(folder / "invoice-register.csv", invoices)
     csv_files.write_lines(folder / "invoice-lines.csv", invoices)
-    csv_files.write_adjustments(folder / "adjustments.csv", found, invoices)
+    csv_files.write_adjustments(folder / "adjustments.csv", ledger.found_adjustments(engine, month), invoices)
 
 
 def void_invoice(config: Config, number: str, reason: str, output: Path | None = None,
@@ -88,12 +81,5 @@ def void_invoice(config: Config, number: str, reason: str, output: Path | None =
         with atomic.writing(final) as version:
             done = ledger.void(engine, number, reason.strip(), partial(final_number, config),
                                partial(_render_final, version, config), command)
-            _write_month(version, final, config, _in_order(config, ledger.month_invoices(engine, month)),
-                         dict(ledger.finalized(engine, month)), ledger.found_adjustments(engine, month))
+            _write_month(version, final, config, engine, month)
     return done
-
-
-def _in_order(config: Config, invoices: Sequence[Invoice]) -> list[Invoice]:
-    """Documents in the config's order of communities, each community's by age."""
-    order = {community.id: n for n, community in enumerate(config.communities)}
-    return sorted(invoices, key=lambda i: (order.get(i.community_id, len(order)), i.community_id))

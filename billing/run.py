@@ -28,7 +28,7 @@ from .money import MINOR_UNITS, ZERO
 from .pricing import price_invoice
 from .records import PROVIDER_NAMES, PROVISIONAL, Attributed, Invoice, Month, ReconciliationRow
 from .render import csv_files
-from .render.pdf import pdf_name, place_final_pdf, write_invoice_pdf
+from .render.pdf import write_pdfs
 
 
 class MonthResult(NamedTuple):
@@ -186,12 +186,7 @@ def write_outputs(folder: Path, config: Config, result: MonthResult, finals: Map
 
     ``finals`` maps the numbers of finalized invoices to the sha256 of their PDFs: those are not
     rendered anew but kept byte for byte (``render.pdf.place_final_pdf``, from ``previous``)."""
-    for invoice in result.invoices:
-        community = config.community(invoice.community_id)
-        if finals and invoice.number in finals:
-            place_final_pdf(folder, previous or folder, invoice, finals[invoice.number], community, config)
-        else:
-            write_invoice_pdf(folder / pdf_name(invoice), invoice, community, config)
+    write_pdfs(folder, previous, result.invoices, finals or {}, config)
     csv_files.write_register(folder / "invoice-register.csv", result.invoices)
     csv_files.write_lines(folder / "invoice-lines.csv", result.invoices)
     csv_files.write_cost_detail(folder / "cost-detail.csv", result.attributed)

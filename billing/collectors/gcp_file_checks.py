@@ -184,16 +184,22 @@ def _lines(path: Path) -> Iterator[bytes]:
                         "so no cost in it can be billed: copy or extract it again") from None
 
 
+def _rows(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The lines of a file that are not blank, with their line numbers, read in full."""
+    for number, line in enumerate(_lines(path), start=1):
+        if line.strip():
+            yield number, line
+
+
 def line_count(path: Path) -> int:
-    """The lines of a file that are not blank, read in full (the last may lack its newline)."""
-    return sum(1 for line in _lines(path) if line.strip())
+    """The lines of a file that are not blank (the last may lack its newline)."""
+    return sum(1 for _ in _rows(path))
 
 
 def lines_of(path: Path) -> Iterator[str]:
     """The lines of an NDJSON file that are not blank, as text."""
-    for line in _lines(path):
-        if line.strip():
-            yield line.decode("utf-8", "replace")
+    for _, line in _rows(path):
+        yield line.decode("utf-8", "replace")
 
 
 def check_read_whole(source: GcpExportFiles, files: list[Path], kind: str, connection: duckdb.DuckDBPyConnection,
@@ -203,7 +209,7 @@ def check_read_whole(source: GcpExportFiles, files: list[Path], kind: str, conne
     read = dict(connection.execute(f"SELECT file, count(*) FROM {table} GROUP BY file").fetchall())
     if kind == "parquet":
         declared = dict(connection.execute(
-            f"SELECT file_name, sum(num_rows) FROM parquet_file_metadata({_names(files)}) GROUP BY file_name").fetchall())
+            f"SELECT file_name, sum(num_rows) FROM parquet_file_metadata({sql_files(files)}) GROUP BY file_name").fetchall())
         for index, path in enumerate(files, start=1):
             if read.get(index, 0) != declared.get(str(path), 0):
                 raise DataError(f"source {source.id!r}: {path}: its footer records {declared.get(str(path), 0)} rows "
@@ -219,12 +225,19 @@ def check_read_whole(source: GcpExportFiles, files: list[Path], kind: str, conne
                 raise DataError(f"source {source.id!r}: {path} holds {held} rows but {rows} lines were read; "
                                 "the file was not read whole, so the run stops rather than bill part of it")
         if read.get(index, 0) != rows:
-            raise _bad_line(source, path) or DataError(f"source {source.id!r}: {path} holds {rows} rows but {read.get(index, 0)} were read; "
-                            "the file was not read whole, so the run stops rather than bill part of it")
+            raise _bad_line(source, path) or DataError(
+                f"source {source.id!r}: {path} holds {rows} rows but {read.get(index, 0)} were read; the file was not "
+                "read whole, so the run stops rather than bill part of it")
 
 
-def _names(files: list[Path]) -> str:
-    return "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
+def sql_text(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_files(files: list[Path]) -> str:
+    """A SQL list of the files' paths, for DuckDB's readers."""
+    return "[" + ", ".join(sql_text(str(f)) for f in files) + "]"
 
 
 # --- no row twice ------------------------------------------------------------------------------
@@ -287,9 +300,7 @@ def _first(path: Path, problem: str, month: Month, number: int | None) -> tuple[
     carries its number; an NDJSON file is read again in Python (only when there is a problem)."""
     if number is not None:
         return f"{path}:{number}", None
-    for count, line in enumerate(_lines(path), start=1):
-        if not line.strip():
-            continue
+    for count, line in _rows(path):
         text = line.decode("utf-8", "replace").strip()
         try:
             value = parse(text)
@@ -332,9 +343,7 @@ PARQUET_COLUMNS = {
 
 def _bad_line(source: GcpExportFiles, path: Path) -> DataError | None:
     """The first line of an NDJSON file that is not an export row, said in one line, or ``None``."""
-    for number, raw in enumerate(_lines(path), start=1):
-        if not raw.strip():
-            continue
+    for number, raw in _rows(path):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -374,7 +383,7 @@ def unreadable(source: GcpExportFiles, files: list[Path], kind: str, error: duck
         for path in files:
             try:
                 columns = dict((row[0], row[1]) for row in duckdb.connect().execute(
-                    f"DESCRIBE SELECT * FROM read_parquet({_names([path])})").fetchall())
+                    f"DESCRIBE SELECT * FROM read_parquet({sql_files([path])})").fetchall())
             except duckdb.Error as bad:
                 return DataError(f"source {source.id!r}: {path}: not a readable Parquet file: "
                                  f"{str(bad).strip().splitlines()[0]}")

@@ -107,32 +107,24 @@ def export_files(source: GcpExportFiles) -> tuple[list[Path], str]:
     return files, kinds.pop()
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _file_list(files: list[Path]) -> str:
-    return "[" + ", ".join(_quote(str(f)) for f in files) + "]"
-
-
 def _reader(files: list[Path], kind: str) -> str:
     """A typed reader of the export columns (for tools and tests; runs use ``load``)."""
     if kind == "parquet":
-        return f"read_parquet({_file_list(files)}, union_by_name = true)"
-    columns = "{" + ", ".join(f"{_quote(k)}: {_quote(v)}" for k, v in NDJSON_COLUMNS.items()) + "}"
-    return f"read_json({_file_list(files)}, format = 'newline_delimited', columns = {columns})"
+        return f"read_parquet({checks.sql_files(files)}, union_by_name = true)"
+    columns = "{" + ", ".join(f"{checks.sql_text(k)}: {checks.sql_text(v)}" for k, v in NDJSON_COLUMNS.items()) + "}"
+    return f"read_json({checks.sql_files(files)}, format = 'newline_delimited', columns = {columns})"
 
 
 def line_reader(files: list[Path]) -> str:
     """Every line of the NDJSON files as text, with its file's name."""
-    return (f"read_csv({_file_list(files)}, columns = {{'line': 'VARCHAR'}}, delim = {_quote(UNIT_SEPARATOR)}, "
+    return (f"read_csv({checks.sql_files(files)}, columns = {{'line': 'VARCHAR'}}, delim = {checks.sql_text(UNIT_SEPARATOR)}, "
             "quote = '', escape = '', header = false, auto_detect = false, filename = true, "
             "max_line_size = 16777216)")
 
 
 def _keep_labels(label_keys: tuple[str, ...]) -> str:
     """Only the labels attribution looks at are kept in the table (the rest cost memory)."""
-    keys = ", ".join(_quote(k) for k in label_keys) or "NULL"
+    keys = ", ".join(checks.sql_text(k) for k in label_keys) or "NULL"
     return f"list_filter(r.labels, lambda l: l.key IN ({keys}))"
 
 
@@ -141,13 +133,14 @@ def load(connection: duckdb.DuckDBPyConnection, source: GcpExportFiles, files: l
     """Read every file once into ``TABLE`` and define ``VIEW``, the export's columns, to query.
 
     Per row the table keeps: ``file`` (1-based index into ``files``), ``row_hash`` (what
-    identifies the row), ``problem`` (``gcp_file_checks.PROBLEMS``: NULL for a sound row),
-    ``month`` (its invoice month; for Parquet only on rows with a problem, with ``line_number``,
-    the row's number in its file), and for NDJSON the columns the queries read, parsed once (``VIEW`` is over the
-    table). Parquet is columnar, so ``VIEW`` reads the few columns the queries need straight from
-    the files, which is faster than keeping them. Returns the Parquet columns all files have.
+    identifies the row), ``problem`` (``gcp_file_checks.PROBLEMS``: NULL for a sound row), and on
+    rows with a problem ``month`` (the invoice month) and, for Parquet, ``line_number`` (the
+    row's number in its file). For NDJSON it also keeps the columns the queries read, parsed once
+    (``VIEW`` is over the table); Parquet is columnar, so ``VIEW`` reads the few columns the
+    queries need straight from the files, which is faster than keeping them. Returns the Parquet
+    columns all files have.
     """
-    names = _file_list(files)
+    names = checks.sql_files(files)
     if kind == "parquet":
         common = parquet_columns(connection, source, files)
         connection.execute(f"""
@@ -161,10 +154,11 @@ def load(connection: duckdb.DuckDBPyConnection, source: GcpExportFiles, files: l
         return common
     connection.execute(f"""
         CREATE TABLE {TABLE} AS
-        SELECT file, {IDENTITY} AS row_hash, {checks.problem_expression(typed=True)} AS problem, r.invoice.month,
+        SELECT file, row_hash, problem, CASE WHEN problem IS NOT NULL THEN r.invoice.month END AS month,
                r.billing_account_id, r.service, r.project, {_keep_labels(label_keys)} AS labels, r.cost, r.currency,
                r.credits, r.invoice, r.cost_type
-        FROM ({_typed_rows(files)})""")
+        FROM (SELECT r, {IDENTITY} AS row_hash, {checks.problem_expression(typed=True)} AS problem, file
+              FROM ({_typed_rows(files)}))""")
     connection.execute(f"CREATE VIEW {VIEW} AS SELECT billing_account_id, service, project, labels, cost, currency, "
                        f"credits, invoice, cost_type FROM {TABLE}")
     return []
@@ -172,10 +166,10 @@ def load(connection: duckdb.DuckDBPyConnection, source: GcpExportFiles, files: l
 
 def _typed_rows(files: list[Path]) -> str:
     """SQL: every NDJSON row with its file's index, as read (``j``) and typed (``r``)."""
-    columns = "{" + ", ".join(f"{_quote(k)}: {_quote(v)}" for k, v in READ_COLUMNS.items()) + "}"
-    read = (f"SELECT list_position({_file_list(files)}, filename)::INTEGER AS file, "
+    columns = "{" + ", ".join(f"{checks.sql_text(k)}: {checks.sql_text(v)}" for k, v in READ_COLUMNS.items()) + "}"
+    read = (f"SELECT list_position({checks.sql_files(files)}, filename)::INTEGER AS file, "
             "struct_pack(*COLUMNS(* EXCLUDE (filename))) AS j "
-            f"FROM read_json({_file_list(files)}, format = 'newline_delimited', columns = {columns}, "
+            f"FROM read_json({checks.sql_files(files)}, format = 'newline_delimited', columns = {columns}, "
             "filename = true, maximum_object_size = 16777216)")
     return f"SELECT file, j, {TYPED_ROW} AS r FROM ({read})"
 
@@ -184,7 +178,7 @@ def file_lines(connection: duckdb.DuckDBPyConnection, files: list[Path]) -> dict
     """Per file index: the rows (lines that are not blank) and the bytes (lines and their newlines)
     of each NDJSON file, read as plain lines, apart from the JSON reader."""
     return {index: (rows, size) for index, rows, size in connection.execute(
-        f"SELECT list_position({_file_list(files)}, filename)::INTEGER, count(*) FILTER (WHERE trim(line) <> ''), "
+        f"SELECT list_position({checks.sql_files(files)}, filename)::INTEGER, count(*) FILTER (WHERE trim(line) <> ''), "
         f"coalesce(sum(strlen(line)), 0) + count(*) FROM {line_reader(files)} GROUP BY ALL").fetchall()}
 
 
@@ -195,7 +189,7 @@ def parquet_columns(connection: duckdb.DuckDBPyConnection, source: GcpExportFile
     common: set[str] | None = None
     for path in files:
         columns = {row[0]: row[1] for row in connection.execute(
-            f"DESCRIBE SELECT * FROM read_parquet({_file_list([path])})").fetchall()}
+            f"DESCRIBE SELECT * FROM read_parquet({checks.sql_files([path])})").fetchall()}
         problem = checks.parquet_shape(source, path, columns)
         if problem:
             raise problem
@@ -214,8 +208,8 @@ def _same_rows(connection: duckdb.DuckDBPyConnection, files: list[Path], common:
     pair = [files[first - 1], files[second - 1]]
     if common:  # Parquet
         counts = [Counter(text for (text,) in connection.execute(
-            f"SELECT row({_columns_of(common)})::VARCHAR FROM read_parquet({_file_list(files)}, union_by_name = true, "
-            f"filename = true) AS r WHERE filename = {_quote(str(path))}").fetchall()) for path in pair]
+            f"SELECT row({_columns_of(common)})::VARCHAR FROM read_parquet({checks.sql_files(files)}, union_by_name = true, "
+            f"filename = true) AS r WHERE filename = {checks.sql_text(str(path))}").fetchall()) for path in pair]
     else:
         counts = [Counter(checks.canonical(line) for line in checks.lines_of(path)) for path in pair]
     return sum((counts[0] & counts[1]).values())
@@ -237,7 +231,7 @@ def _carried_keys(connection: duckdb.DuckDBPyConnection, files: list[Path], kind
     if carried == set(label_keys):
         return carried
     if kind == "parquet":
-        rows = f"SELECT labels FROM read_parquet({_file_list(files)}, union_by_name = true)"
+        rows = f"SELECT labels FROM read_parquet({checks.sql_files(files)}, union_by_name = true)"
     else:
         rows = f"SELECT j.labels AS labels FROM ({_typed_rows(files)})"
     return carried | {key for (key,) in connection.execute(

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping, Sequence
 
 import jinja2
 
@@ -120,3 +120,19 @@ def place_final_pdf(folder: Path, previous: Path, invoice: Invoice, sha256: str,
         raise DataError(f"{invoice.number}: its PDF is not in {previous}, and rendering it again does not give the "
                         f"recorded bytes (sha256 {sha256}; did the template or the organisation's details change?); "
                         f"put back {pdf_name(invoice)} from a copy: a finalized invoice never changes")
+
+
+def write_pdfs(folder: Path, previous: Path | None, invoices: Sequence[Invoice], finals: Mapping[str, str],
+               config: Config, keep_drafts: bool = False) -> None:
+    """Every invoice's PDF into ``folder``. A final document (its number in ``finals``, with its
+    PDF's sha256) is kept byte for byte (``place_final_pdf``, from ``previous``); with
+    ``keep_drafts``, a draft whose PDF ``previous`` has is copied as it is; the rest are rendered."""
+    for invoice in invoices:
+        target = folder / pdf_name(invoice)
+        community = config.community(invoice.community_id)
+        if invoice.number in finals:
+            place_final_pdf(folder, previous or folder, invoice, finals[invoice.number], community, config)
+        elif keep_drafts and previous is not None and (previous / target.name).is_file():
+            shutil.copyfile(previous / target.name, target)
+        else:
+            write_invoice_pdf(target, invoice, community, config)
