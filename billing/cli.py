@@ -7,34 +7,105 @@ run paid for before it failed) go to stdout first, as a successful run's notes d
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sys
 from pathlib import Path
+from typing import Callable, Sequence
 
 import click
 
-from . import ledger
+from . import dates, guards, ledger, logs, summary
 from .adjustments import describe as describe_adjustment
 from .config import DEFAULT_CONFIG, load_config
-from .errors import EXIT_DATA, BillingError, UsageError
+from .errors import EXIT_DATA, BillingError, ConfigError, GuardError, UsageError
+from .finalize import finalize_month, void_invoice
 from .money import format_amount, quantize
 from .records import Month
-from .finalize import finalize_month, void_invoice
-from .run import run_month
+from .run import check_month, recorded_summary, run_month
+from .summary import human_bytes
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+EXIT_CODES = ("Exit codes: 0 done; 1 a data, reconciliation, guard or delivery problem (outputs and ledger are "
+              "as before; look, then run again); 2 a usage or config error.")
 
 config_option = click.option(
     "--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
     show_default=True, envvar="BILLING_CONFIG", help="Config file (or set BILLING_CONFIG).")
+output_option = click.option(
+    "--output", type=click.Path(path_type=Path), default=None,
+    help="Output folder (default: the config's output), as given to billing run.")
 
 
-def _fail(error: BillingError) -> None:
-    for note in error.notes:  # what was done and paid before the failure, on stdout like a run's notes
-        click.echo(note)
-    click.echo(f"Error: {error.message}", err=True)
-    for problem in error.problems:
-        click.echo(f"  {problem}", err=True)
+def month_options(required: bool = True) -> Callable:
+    """``--month YYYY-MM|last`` and ``--today``, the clock every date rule reads."""
+    def decorate(function: Callable) -> Callable:
+        function = click.option("--today", metavar="YYYY-MM-DD", envvar="BILLING_TODAY", default=None,
+                                help="Take this date (UTC) as today, for --month last and the settle rule "
+                                     "(or set BILLING_TODAY); default: the real date.")(function)
+        return click.option("--month", required=required, metavar="YYYY-MM|last",
+                            help="Invoice month, e.g. 2022-09, or 'last': the month before today's (UTC).")(function)
+    return decorate
+
+
+def logging_options(function: Callable) -> Callable:
+    """``-v``, ``-q`` and ``--log-format`` on every command; sets up logging before it runs."""
+    @click.option("-v", "--verbose", is_flag=True, help="Also log debug lines.")
+    @click.option("-q", "--quiet", is_flag=True, help="Log only warnings, errors and the closing summary.")
+    @click.option("--log-format", type=click.Choice(logs.FORMATS), default="text", envvar="BILLING_LOG_FORMAT",
+                  show_default=True, help="text, or json: one JSON object per line on stderr, for Cloud Logging "
+                                          "or CloudWatch (or set BILLING_LOG_FORMAT).")
+    @functools.wraps(function)
+    def run(*args, verbose: bool, quiet: bool, log_format: str, **kwargs):
+        if verbose and quiet:
+            raise UsageError("give -v or -q, not both")
+        ctx = click.get_current_context()
+        logs.setup(1 if verbose else -1 if quiet else 0, log_format, " ".join(["billing", *ctx.command_path.split()[1:]]))
+        return function(*args, **kwargs)
+    return run
+
+
+class _Job:
+    """What the command is doing, for its closing summary (also when it fails)."""
+
+    def __init__(self) -> None:
+        self.month: Month | None = None
+        self.summary = False  # run, finalize and deliver end with one
+
+    def start(self, month: Month, summary: bool = True) -> Month:
+        self.month, self.summary = month, summary
+        logs.set_month(month)
+        return month
+
+
+def _job() -> _Job:
+    return click.get_current_context().ensure_object(_Job)
+
+
+def say(line: str = "") -> None:
+    """A line of the command's report: stdout, or in JSON logs a record of its own."""
+    if logs.is_json():
+        logs.get("report").info(line)
+    else:
+        click.echo(line)
+
+
+def _fail(error: BillingError, command: str) -> None:
+    for note in error.notes:  # what was done and paid before the failure, reported like a run's notes
+        say(note)
+    if logs.is_json():
+        logs.get("error").error(error.message, extra={"fields": {"exit_code": error.exit_code,
+                                                                  "problems": list(error.problems)}})
+    else:
+        click.echo(f"Error: {error.message}", err=True)
+        for problem in error.problems:
+            click.echo(f"  {problem}", err=True)
+    job = click.get_current_context().find_object(_Job)
+    if job is not None and job.summary and job.month is not None:
+        logs.summary(f"{command} {job.month}: failed with exit code {error.exit_code}; paid API requests "
+                     f"{error.paid_requests}; bytes scanned {human_bytes(error.bytes_scanned)}", ok=False,
+                     exit_code=error.exit_code, error=error.message, paid_api_requests=error.paid_requests,
+                     bytes_scanned=error.bytes_scanned)
     sys.exit(error.exit_code)
 
 
@@ -45,122 +116,213 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except BillingError as error:
-            _fail(error)
+            _fail(error, f"billing {ctx.invoked_subcommand or ''}".strip())
 
 
-@click.group(cls=_Group, context_settings=CONTEXT)
+@click.group(cls=_Group, context_settings=CONTEXT, epilog=EXIT_CODES)
 @click.version_option(package_name="cloud-billing")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Pass cloud costs through to the communities you host and invoice them.
 
-    Exit codes: 0 ok, 1 a data or reconciliation problem, 2 a usage or config error.
+    Example: billing run --month last
     """
+    ctx.ensure_object(_Job)
 
 
-@main.command()
-@click.option("--month", required=True, metavar="YYYY-MM", help="Invoice month to bill, e.g. 2022-09.")
+@main.command(epilog=EXIT_CODES)
+@month_options()
 @config_option
 @click.option("--output", type=click.Path(path_type=Path), default=None,
               help="Output folder (default: the config's output). The month's files go in <output>/<YYYY-MM>/.")
 @click.option("--refresh", is_flag=True,
               help="Fetch paid API responses again (AWS Cost Explorer) instead of reusing the saved ones.")
-def run(month: str, config_path: Path, output: Path | None, refresh: bool) -> None:
-    """Bill one invoice month: PDF invoices and CSV files for finance.
+@click.option("--force", is_flag=True,
+              help="Bill the month as final although its data has not settled yet (settle_days); recorded in the "
+                   "ledger.")
+@click.option("--allow", "allow", multiple=True, metavar="KIND[:SUBJECT]",
+              help="Accept a guard's finding (unattributed, rule-unmatched, cost-zero, cost-change; alone or as "
+                   "e.g. cost-change:ciroh); repeat for several; recorded in the ledger.")
+@click.option("--no-deliver", is_flag=True, help="Do not deliver the month (billing deliver does it later).")
+@logging_options
+def run(month: str, today: str | None, config_path: Path, output: Path | None, refresh: bool, force: bool,
+        allow: tuple[str, ...], no_deliver: bool) -> None:
+    """Bill one invoice month: PDF invoices and CSV files for finance, then deliver them.
 
-    Replaces <output>/<YYYY-MM>/ whole, or leaves it untouched when anything fails.
+    Replaces <output>/<YYYY-MM>/ whole, or leaves it untouched when anything fails. Before the
+    month has settled (settle_days after it ends) its invoices are provisional. A guard's
+    finding (e.g. a rule that stopped matching) stops the run before anything is written.
 
-    Example: billing run --month 2022-09
+    \b
+    Examples:
+      billing run --month 2022-09
+      billing run --month last --log-format json
+      billing run --month 2022-09 --allow cost-change:ciroh
     """
-    parsed = Month.parse(month)
+    day = dates.today(today)
+    parsed = _job().start(dates.month(month, day))
     config = load_config(config_path)
-    done = run_month(config, parsed, output, refresh, config_sha256=_sha256(config_path))
+    done = run_month(config, parsed, output, refresh, config_sha256=_sha256(config_path), today=day, force=force,
+                     allow=allow)
     result = done.result
 
     for warning in result.warnings:
-        click.echo(f"Warning: {warning}", err=True)
+        logs.get("run").warning(warning)
     for note in result.notes:
-        click.echo(note)
+        logs.get("collect").info(note)
     rows = [(i.community_name, *(format_amount(a, i.currency) for a in (i.cloud_costs, i.fees, i.discounts, i.tax,
                                                                           i.total)), i.currency)
             for i in result.invoices]
     headers = ("Community", "Cloud costs", "Fees", "Discounts", "Tax", "Total", "")
     widths = [max(len(r[c]) for r in rows + [headers]) for c in range(len(headers))]
-    click.echo(f"Invoices for {parsed.label}:")
+    say(f"Invoices for {parsed.label}{' (provisional)' if result.provisional else ''}:")
     for n, row in enumerate([headers] + rows):
         cells = [row[0].ljust(widths[0])] + [row[c].rjust(widths[c]) for c in range(1, 6)] + [row[6]]
-        click.echo("  " + "  ".join(cells).rstrip())
+        say("  " + "  ".join(cells).rstrip())
         if n == 0:
-            click.echo("  " + "  ".join("-" * w for w in widths[:6]))
+            say("  " + "  ".join("-" * w for w in widths[:6]))
     for currency, amount in sorted(result.unattributed().items()):
         shown = format_amount(amount, currency) if quantize(amount, currency) else f"{amount.normalize():f}"
-        click.echo(f"Unattributed: {shown} {currency} (see unattributed.csv; write attribution rules for it)")
-    click.echo(f"Reconciliation: {len(result.reconciliation)} billing account(s) balance to the cent.")
+        say(f"Unattributed: {shown} {currency} (see unattributed.csv; write attribution rules for it)")
+    say(f"Reconciliation: {len(result.reconciliation)} billing account(s) balance to the cent.")
     if result.late:
-        click.echo(f"Late data for {parsed.label}'s finalized invoices, to be carried by each community's next draft:")
+        say(f"Late data for {parsed.label}'s finalized invoices, to be carried by each community's next draft:")
         for item in result.late:
             sign = "+" if item.amount > 0 else ""
-            click.echo(f"  {item.community_id}: {describe_adjustment(item)}: {sign}{format_amount(item.amount, item.currency)} "
-                       f"{item.currency}")
-    click.echo(f"Wrote {len(done.files)} files to {done.folder}")
+            say(f"  {item.community_id}: {describe_adjustment(item)}: {sign}{format_amount(item.amount, item.currency)} "
+                f"{item.currency}")
+    say(f"Wrote {len(done.files)} files to {done.folder}")
     drafts = [i for i in result.invoices if i.status == "draft"]
     kept = [i.number for i in result.invoices if i.status != "draft"]
-    click.echo(f"Recorded {len(drafts)} draft invoice(s) in the ledger {ledger.shown(ledger.ledger_url(config.ledger.url))}"
-               + (f"; kept {len(kept)} final document(s) as they are ({', '.join(sorted(kept))})" if kept else ""))
+    say(f"Recorded {len(drafts)} draft invoice(s) in the ledger {ledger.shown(ledger.ledger_url(config.ledger.url))}"
+        + (f"; kept {len(kept)} final document(s) as they are ({', '.join(sorted(kept))})" if kept else ""))
+    closing = summary.of_invoices("billing run", parsed, result.invoices, result.unattributed(),
+                                  result.paid_requests, result.bytes_scanned)
+    _deliver_and_close(config, parsed, output, closing, [f"{f.key} (allowed): {f.message}" for f in result.findings],
+                       no_deliver)
+
+
+def _deliver_and_close(config, month: Month, output: Path | None, closing: summary.Summary,
+                       findings: Sequence[str], no_deliver: bool, command: str = "billing run") -> None:
+    """Deliver the month (unless told not to, or the config has no ``deliver``), then log the
+    closing summary. A delivery failure leaves outputs and ledger as they are (exit 1)."""
+    if config.deliver is not None and not no_deliver:
+        from .delivery.month import deliver_month
+
+        done = deliver_month(config, month, output, closing.line(), findings, command)  # logs each destination
+        closing = closing._replace(extra=f"delivered to {len(done)} destination(s)")
+    logs.summary(closing.line(), ok=True, **closing.fields())
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@main.command("check-config")
+@main.command("check-config", epilog=EXIT_CODES)
 @config_option
-def check_config(config_path: Path) -> None:
+@month_options(required=False)
+@logging_options
+def check_config(config_path: Path, month: str | None, today: str | None) -> None:
     """Validate a config file: print OK, or every problem with its place in the file.
 
     Also checks that the local files it names (export copies, saved responses, the metrics
-    folder) are there. Exit 2 on any problem.
+    folder) are there, and reports rules that can never match (exit 2 on any problem). With
+    --month, also runs the rules against that month's data and the guards against last month's
+    figures in the ledger, writing nothing (exit 1 on a finding).
 
-    Example: billing check-config --config config/billing.yaml
+    \b
+    Examples:
+      billing check-config --config config/billing.yaml
+      billing check-config --month 2022-09
     """
     config = load_config(config_path, check_paths=True)
-    click.echo(f"OK: {config_path} ({len(config.communities)} communities, {len(config.sources)} sources, "
-               f"{len(config.attribution)} attribution rules)")
+    never = guards.never_match(config)
+    if month is None:
+        if never:
+            raise ConfigError(f"{config_path}: {len(never)} attribution rule(s) can never match", problems=never)
+        say(f"OK: {config_path} ({len(config.communities)} communities, {len(config.sources)} sources, "
+            f"{len(config.attribution)} attribution rules)")
+        return
+    parsed = _job().start(dates.month(month, dates.today(today)), summary=False)
+    checked = check_month(config, parsed)
+    for warning in checked.result.warnings:
+        logs.get("check").warning(warning)
+    for note in checked.result.notes:
+        logs.get("collect").info(note)
+    problems = tuple(f"{f.key}: {f.message}" for f in checked.findings) + checked.never
+    compared = "" if checked.compared else f"; the ledger has no record of {parsed.previous}, so changes since then were not checked"
+    if not problems:
+        say(f"OK: {config_path} on {parsed}'s data: no guard finding, every rule can match{compared}")
+        return
+    raise GuardError(f"{config_path} on {parsed}'s data: {len(checked.findings)} guard finding(s), {len(checked.never)} "
+                     f"rule(s) that can never match (nothing was written){compared}", problems=problems)
 
 
-@main.command()
-@click.option("--month", required=True, metavar="YYYY-MM", help="Invoice month to finalize, e.g. 2022-09.")
+@main.command(epilog=EXIT_CODES)
+@month_options()
 @click.option("--community", "communities", multiple=True, metavar="ID",
               help="Only this community's invoice (repeat for several); default: every draft of the month.")
 @config_option
-@click.option("--output", type=click.Path(path_type=Path), default=None,
-              help="Output folder (default: the config's output), as given to billing run.")
-def finalize(month: str, communities: tuple[str, ...], config_path: Path, output: Path | None) -> None:
+@output_option
+@click.option("--no-deliver", is_flag=True, help="Do not deliver the month (billing deliver does it later).")
+@logging_options
+def finalize(month: str, today: str | None, communities: tuple[str, ...], config_path: Path, output: Path | None,
+             no_deliver: bool) -> None:
     """Give a month's draft invoices their final numbers and final PDFs (no DRAFT mark).
 
     Numbers come from the config's invoices.number_pattern and one sequence, never reused and
-    without gaps. A finalized invoice never changes; finalizing it again does nothing.
+    without gaps. A finalized invoice never changes; finalizing it again does nothing. Drafts
+    of a provisional run (before the month settled) are refused. Then the month is delivered.
 
-    Example: billing finalize --month 2022-09
+    \b
+    Examples:
+      billing finalize --month 2022-09
+      billing finalize --month last --community ciroh
     """
-    parsed = Month.parse(month)
+    parsed = _job().start(dates.month(month, dates.today(today)))
     config = load_config(config_path)
     done = finalize_month(config, parsed, list(communities) or None, output)
     for item in done:
         invoice = item.invoice
         state = "finalized" if item.newly else "already finalized, unchanged"
-        click.echo(f"{invoice.number}  {invoice.community_name}  {format_amount(invoice.total, invoice.currency)} "
-                   f"{invoice.currency}  {state}")
+        say(f"{invoice.number}  {invoice.community_name}  {format_amount(invoice.total, invoice.currency)} "
+            f"{invoice.currency}  {state}")
     newly = sum(item.newly for item in done)
-    click.echo(f"Finalized {newly} invoice(s) of {parsed.label}"
-               + (f"; {len(done) - newly} were final already" if len(done) > newly else "") + ".")
+    say(f"Finalized {newly} invoice(s) of {parsed.label}"
+        + (f"; {len(done) - newly} were final already" if len(done) > newly else "") + ".")
+    closing = recorded_summary(config, parsed, "billing finalize")
+    _deliver_and_close(config, parsed, output, closing, (), no_deliver, "billing finalize")
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES)
+@month_options()
+@config_option
+@output_option
+@logging_options
+def deliver(month: str, today: str | None, config_path: Path, output: Path | None) -> None:
+    """Deliver a month's files again, as the config's deliver section says (buckets, email,
+    webhook): after a delivery failed, or after the section changed. Bucket files that are
+    already there unchanged are not uploaded again.
+
+    \b
+    Examples:
+      billing deliver --month 2022-09
+      billing deliver --month last --log-format json
+    """
+    parsed = _job().start(dates.month(month, dates.today(today)))
+    config = load_config(config_path)
+    if config.deliver is None:
+        raise ConfigError(f"{config_path} has no deliver section: nothing to deliver to")
+    _deliver_and_close(config, parsed, output, recorded_summary(config, parsed, "billing deliver"), (), False,
+                       "billing deliver")
+
+
+@main.command(epilog=EXIT_CODES)
 @click.argument("number")
 @click.option("--reason", required=True, help="Why it is voided; printed on the credit note.")
 @config_option
-@click.option("--output", type=click.Path(path_type=Path), default=None,
-              help="Output folder (default: the config's output), as given to billing run.")
+@output_option
+@logging_options
 def void(number: str, reason: str, config_path: Path, output: Path | None) -> None:
     """Void a finalized invoice: a credit note with the next number cancels it.
 
@@ -172,20 +334,24 @@ def void(number: str, reason: str, config_path: Path, output: Path | None) -> No
     config = load_config(config_path)
     done = void_invoice(config, number, reason, output)
     note = done.credit_note
-    click.echo(f"Voided {done.invoice.number} ({done.invoice.community_name}, {done.invoice.month.label}); credit note "
-               f"{note.number} for {format_amount(note.total, note.currency)} {note.currency} cancels it.")
-    click.echo(f"Run `billing run --month {done.invoice.month}` to draft {done.invoice.community_name}'s invoice again.")
+    say(f"Voided {done.invoice.number} ({done.invoice.community_name}, {done.invoice.month.label}); credit note "
+        f"{note.number} for {format_amount(note.total, note.currency)} {note.currency} cancels it.")
+    say(f"Run `billing run --month {done.invoice.month}` to draft {done.invoice.community_name}'s invoice again.")
 
 
-@main.command()
-@click.option("--month", default=None, metavar="YYYY-MM", help="Only this invoice month.")
+@main.command(epilog=EXIT_CODES)
+@month_options(required=False)
 @config_option
-def status(month: str | None, config_path: Path) -> None:
+@logging_options
+def status(month: str | None, today: str | None, config_path: Path) -> None:
     """List the invoices the ledger holds: month, community, kind, status, number and total.
 
-    Example: billing status --month 2022-09
+    \b
+    Examples:
+      billing status
+      billing status --month last
     """
-    wanted = str(Month.parse(month)) if month else None
+    wanted = str(dates.month(month, dates.today(today))) if month else None
     config = load_config(config_path)
     engine = ledger.open_ledger(ledger.ledger_url(config.ledger.url), "billing status")
     try:
@@ -193,16 +359,16 @@ def status(month: str | None, config_path: Path) -> None:
     finally:
         engine.dispose()
     if not documents:
-        click.echo(f"The ledger holds no invoice{' for ' + wanted if wanted else ''} yet "
-                   "(billing run --month YYYY-MM records a month's drafts).")
+        say(f"The ledger holds no invoice{' for ' + wanted if wanted else ''} yet "
+            "(billing run --month YYYY-MM records a month's drafts).")
         return
     rows = [(d.month, d.community_id, d.kind.replace("_", " "), d.status + (" (provisional)" if d.provisional else ""),
              d.number or "-", format_amount(d.total, d.currency), d.currency) for d in documents]
     headers = ("Month", "Community", "Kind", "Status", "Number", "Total", "")
     widths = [max(len(r[c]) for r in rows + [headers]) for c in range(len(headers))]
     for row in [headers] + rows:
-        click.echo("  ".join(cell.rjust(w) if c == 5 else cell.ljust(w)
-                             for c, (cell, w) in enumerate(zip(row, widths))).rstrip())
+        say("  ".join(cell.rjust(w) if c == 5 else cell.ljust(w)
+                      for c, (cell, w) in enumerate(zip(row, widths))).rstrip())
 
 
 @main.group("ledger")
@@ -210,8 +376,9 @@ def ledger_group() -> None:
     """The ledger database: what was invoiced (SQLite by default, PostgreSQL when deployed)."""
 
 
-@ledger_group.command("upgrade")
+@ledger_group.command("upgrade", epilog=EXIT_CODES)
 @config_option
+@logging_options
 def ledger_upgrade(config_path: Path) -> None:
     """Bring the ledger's schema up to this version of billing (a new ledger is created).
 
@@ -221,9 +388,9 @@ def ledger_upgrade(config_path: Path) -> None:
     url = ledger.ledger_url(config.ledger.url)
     before, after = ledger.upgrade(url)
     if before == after:
-        click.echo(f"The ledger {ledger.shown(url)} is at schema revision {after}, this version's; nothing to do.")
+        say(f"The ledger {ledger.shown(url)} is at schema revision {after}, this version's; nothing to do.")
     else:
-        click.echo(f"The ledger {ledger.shown(url)} is now at schema revision {after} (was {before or 'empty'}).")
+        say(f"The ledger {ledger.shown(url)} is now at schema revision {after} (was {before or 'empty'}).")
 
 
 @main.group()
@@ -231,8 +398,9 @@ def aws() -> None:
     """AWS helpers."""
 
 
-@aws.command("check-tags")
+@aws.command("check-tags", epilog=EXIT_CODES)
 @config_option
+@logging_options
 def check_tags(config_path: Path) -> None:
     """Say whether each cost allocation tag the AWS sources group by is active.
 
@@ -251,18 +419,18 @@ def check_tags(config_path: Path) -> None:
     for source in sources:
         keys = sorted({g.key for g in source.group_by if g.type == "TAG"} | set(config.label_keys("aws")))
         if not keys:
-            click.echo(f"{source.id}: groups by no tag; nothing to check")
+            say(f"{source.id}: groups by no tag; nothing to check")
             continue
         for key, status in tag_status(source, keys).items():
             if status == "Active":
-                click.echo(f"{source.id}: {key}: active")
+                say(f"{source.id}: {key}: active")
                 continue
             inactive += 1
             if status is None:
-                click.echo(f"{source.id}: {key}: not found; no resource in payer {source.payer_account} has "
+                say(f"{source.id}: {key}: not found; no resource in payer {source.payer_account} has "
                            "carried this tag yet, or its spelling differs (tag keys are case-sensitive)")
             else:
-                click.echo(f"{source.id}: {key}: {status.lower()}; activate it in the Billing console (Cost "
+                say(f"{source.id}: {key}: {status.lower()}; activate it in the Billing console (Cost "
                            "allocation tags) or with `aws ce update-cost-allocation-tags-status "
                            f"--cost-allocation-tags-status TagKey={key},Status=Active`; cost is grouped by it "
                            "from activation on (allow 24 hours)")

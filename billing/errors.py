@@ -24,6 +24,8 @@ class BillingError(Exception):
     """
 
     exit_code = EXIT_DATA
+    paid_requests = 0  # what the command paid for before it failed (for the closing summary)
+    bytes_scanned = 0
 
     def __init__(self, message: str, problems: tuple[str, ...] = (), notes: tuple[str, ...] = ()):
         super().__init__(message)
@@ -80,7 +82,22 @@ class Busy(BillingError):
     exit_code = EXIT_DATA
 
 
+class GuardError(BillingError):
+    """A guard found a sign of silently lost cost (``billing.guards``); ``problems`` lists each
+    finding. Fix the config, or accept the findings with ``--allow``."""
+
+    exit_code = EXIT_DATA
+
+
 class LedgerError(BillingError):
     """The ledger cannot be used as it is (unreachable, older or newer than the code)."""
 
     exit_code = EXIT_USAGE
+
+
+class DeliveryError(BillingError):
+    """A finished month did not reach one or more of its destinations (a bucket, the email, the
+    webhook). Every destination was tried; the message names each that failed and why.
+    Delivering again is safe: unchanged files are not uploaded again."""
+
+    exit_code = EXIT_DATA

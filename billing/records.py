@@ -63,6 +63,15 @@ class Month(NamedTuple):
         return Month(self.year + self.month // 12, self.month % 12 + 1)
 
     @property
+    def previous(self) -> Month:
+        return Month(self.year - (self.month == 1), (self.month - 2) % 12 + 1)
+
+    @classmethod
+    def of(cls, day: dt.date) -> Month:
+        """The month ``day`` falls in."""
+        return cls(day.year, day.month)
+
+    @property
     def last_day(self) -> dt.date:
         return self.next.first_day - dt.timedelta(days=1)
 
@@ -321,3 +330,24 @@ class SourceTotal(NamedTuple):
     invoice_month: str
     currency: str
     total: Decimal
+
+
+class Figure(NamedTuple):
+    """What a month's run found for one subject, in one currency.
+
+    Attributes:
+        subject: ``rule:<target>#<n>`` (the n-th rule sending cost to a target, such as
+            ``community:callysto``: a rule's place among its target's rules survives rules being
+            added elsewhere), ``community:<id>`` (its cloud cost: own rows and shares),
+            ``source`` (the sources' total) or ``unattributed``.
+        currency: of the billing account.
+        amount: net cost, at full precision.
+        rows: cost rows counted (for rules: rows with any cost or credit).
+        detail: for a rule, where it is and what it matches, as a person reads it.
+    """
+
+    subject: str
+    currency: str
+    amount: Decimal
+    rows: int
+    detail: str = ""

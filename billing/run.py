@@ -10,19 +10,20 @@ previous outputs untouched and never a half-written folder.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import difflib
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterator, Mapping, NamedTuple, Sequence
+from typing import Callable, Iterator, Mapping, NamedTuple, Sequence
 
 from sqlalchemy import Engine
 
-from . import __version__, atomic, attribution, ledger, reconciliation
+from . import __version__, atomic, attribution, dates, guards, ledger, logs, reconciliation, summary
 from .adjustments import Adjustment, differences
 from .allocation import Share, allocate
 from .collectors import Collection, collect
 from .config import Config
-from .errors import BillingError, ConfigError, DataError, OutputError, UsageError
+from .errors import BillingError, ConfigError, DataError, GuardError, OutputError, UsageError
 from .metrics import Metrics
 from .money import MINOR_UNITS, ZERO
 from .pricing import price_invoice
@@ -42,8 +43,11 @@ class MonthResult(NamedTuple):
         warnings: lines a person should act on (provisional data, ...).
         notes: what collecting did and cost (bytes scanned, paid API requests).
         shares: every community's part of every shared pool.
-        provisional: a source says the month's figures are not final (AWS Estimated).
+        provisional: the month's figures are not final: a source says so (AWS Estimated), or
+            the month has not settled yet (``dates.unsettled``).
         late: adjustments found for the month's finalized invoices, open (to be carried).
+        paid_requests, bytes_scanned: what collecting paid for (Cost Explorer, BigQuery).
+        findings: the guards' findings a person accepted (``--allow``); a run with others stops.
     """
 
     month: Month
@@ -55,6 +59,9 @@ class MonthResult(NamedTuple):
     shares: tuple[Share, ...] = ()
     provisional: bool = False
     late: tuple[Adjustment, ...] = ()
+    paid_requests: int = 0
+    bytes_scanned: int = 0
+    findings: tuple[guards.Finding, ...] = ()
 
     def unattributed(self) -> dict[str, Decimal]:
         """Unattributed net cost per currency."""
@@ -124,26 +131,32 @@ def _check_sources(collections: list[tuple[str, Collection]]) -> None:
 
 def compute_month(config: Config, month: Month, refresh: bool = False,
                   adjustments: Mapping[str, Sequence[Adjustment]] | None = None,
-                  prepaid_used: Mapping[str, Decimal] | None = None) -> MonthResult:
+                  prepaid_used: Mapping[str, Decimal] | None = None, unsettled: str | None = None) -> MonthResult:
     """Collect every source for ``month`` and turn the costs into invoices and a reconciliation.
 
     ``refresh`` makes sources that cache paid API responses fetch them again; ``adjustments``
     (per community) are carried as lines of its invoice; ``prepaid_used`` is what finalized
-    invoices drew from each community's prepaid funds.
+    invoices drew from each community's prepaid funds; ``unsettled`` says why the month's data
+    is not final yet (``dates.unsettled``), making every invoice provisional.
     """
     collections: list[tuple[str, Collection]] = []
     try:
-        for source in config.sources:
-            provider = "gcp" if source.type.startswith("gcp") else "aws"
-            collections.append((source.id, collect(source, month, config.label_keys(provider), refresh)))
-        return _compute(config, month, collections, adjustments or {}, prepaid_used or {})
+        with logs.progress("collect", len(config.sources), "sources") as step:
+            for source in config.sources:
+                step(source.id)
+                provider = "gcp" if source.type.startswith("gcp") else "aws"
+                collections.append((source.id, collect(source, month, config.label_keys(provider), refresh)))
+        return _compute(config, month, collections, adjustments or {}, prepaid_used or {}, unsettled)
     except BillingError as error:  # say what the sources already did and cost, failure or not
         error.notes = tuple(f"{source_id}: {n}" for source_id, c in collections for n in c.notes) + error.notes
+        error.paid_requests += sum(c.paid_requests for _, c in collections)
+        error.bytes_scanned += sum(c.bytes_scanned for _, c in collections)
         raise
 
 
 def _compute(config: Config, month: Month, collections: list[tuple[str, Collection]],
-             adjustments: Mapping[str, Sequence[Adjustment]], prepaid_used: Mapping[str, Decimal]) -> MonthResult:
+             adjustments: Mapping[str, Sequence[Adjustment]], prepaid_used: Mapping[str, Decimal],
+             unsettled: str | None) -> MonthResult:
     key_warnings = _check_rule_keys(config, collections, month)
     _check_sources(collections)
 
@@ -171,22 +184,30 @@ def _compute(config: Config, month: Month, collections: list[tuple[str, Collecti
     warnings = tuple(f"{source_id}: {w}" for source_id, c in collections for w in c.warnings)
     warnings += key_warnings + pool_warnings
     warnings += tuple(f"{i.community_name}: {flag}" for i in invoices for flag in i.flags)
-    provisional = any(c.provisional for _, c in collections)
-    if provisional:  # said once in the warnings; on every invoice, so that none is sent as final
-        flag = (f"{PROVISIONAL}: the cloud data for {month} is not final yet (e.g. AWS Estimated); this invoice "
-                "cannot be finalized until a run on final data")
+    estimated = any(c.provisional for _, c in collections)
+    if estimated or unsettled:  # said once in the warnings; on every invoice, so that none is sent as final
+        why = unsettled or f"the cloud data for {month} is not final yet (e.g. AWS Estimated)"
+        flag = f"{PROVISIONAL}: {why}; this invoice cannot be finalized until a run on final data"
         invoices = [i._replace(flags=i.flags + (flag,)) for i in invoices]
+        if unsettled:
+            warnings += (f"{month} is provisional: {unsettled}; run again from then (or with --force) to bill it "
+                         "as final",)
     notes = tuple(f"{source_id}: {n}" for source_id, c in collections for n in c.notes)
-    return MonthResult(month, attributed, tuple(invoices), balance, warnings, notes, shares, provisional)
+    return MonthResult(month, attributed, tuple(invoices), balance, warnings, notes, shares, estimated or bool(unsettled),
+                       paid_requests=sum(c.paid_requests for _, c in collections),
+                       bytes_scanned=sum(c.bytes_scanned for _, c in collections))
 
 
 def write_outputs(folder: Path, config: Config, result: MonthResult, finals: Mapping[str, str] | None = None,
-                  previous: Path | None = None) -> tuple[Path, ...]:
+                  previous: Path | None = None, step: Callable[[str], None] | None = None) -> tuple[Path, ...]:
     """Write every output file of ``result`` into ``folder`` (which must exist and be empty).
 
     ``finals`` maps the numbers of finalized invoices to the sha256 of their PDFs: those are not
-    rendered anew but kept byte for byte (``render.pdf.place_final_pdf``, from ``previous``)."""
-    write_pdfs(folder, previous, result.invoices, finals or {}, config)
+    rendered anew but kept byte for byte (``render.pdf.place_final_pdf``, from ``previous``).
+    ``step`` is told each invoice as its PDF is started, then the CSV files (progress)."""
+    write_pdfs(folder, previous, result.invoices, finals or {}, config, step=step)
+    if step:
+        step("CSV files")
     csv_files.write_register(folder / "invoice-register.csv", result.invoices)
     csv_files.write_lines(folder / "invoice-lines.csv", result.invoices)
     csv_files.write_cost_detail(folder / "cost-detail.csv", result.attributed)
@@ -247,9 +268,15 @@ def locked_month(config: Config, month: Month, output: Path | None, command: str
 
 
 def run_month(config: Config, month: Month, output: Path | None = None, refresh: bool = False,
-              config_sha256: str = "", command: str = "billing run") -> RunResult:
-    """Compute ``month``, record its drafts in the ledger, and replace ``<output>/<YYYY-MM>/`` with
-    its outputs, whole.
+              config_sha256: str = "", command: str = "billing run", today: dt.date | None = None,
+              force: bool = False, allow: Sequence[str] = ()) -> RunResult:
+    """Compute ``month``, check it with the guards, record its drafts in the ledger, and replace
+    ``<output>/<YYYY-MM>/`` with its outputs, whole.
+
+    ``today`` (UTC; default the real date) decides whether the month has settled
+    (``dates.unsettled``): before, its invoices are provisional, unless ``force`` bills it as
+    final with a warning recorded in the ledger. A guard's finding (``billing.guards``) stops the
+    run before anything is written or recorded, unless ``allow`` accepts it (recorded too).
 
     The month's lock is held from before collecting to after publishing, so two runs of one
     month (in two shells, or two containers sharing the folder) never interleave: the second
@@ -257,27 +284,111 @@ def run_month(config: Config, month: Month, output: Path | None = None, refresh:
     killed at any point leaves the previous outputs or the new ones, never a mix or nothing.
     The ledger is opened (and checked to be at this code's schema) before anything is collected.
     """
+    today = today or dates.today()
+    unsettled = dates.unsettled(month, today, config.settle_days)
+    guards.allowed((), allow)  # a mistyped --allow is refused before anything is collected
+    events = []
+    if unsettled and force:
+        events.append(("forced", f"billed as final on {today} with --force: {unsettled}"))
+        unsettled = None
     with locked_month(config, month, output, command) as (engine, final):
         kept = ledger.finalized(engine, month)
+        for invoice, _ in kept:  # a community with final documents must still be in the config: say so first
+            config.community(invoice.community_id)
         carried: dict[str, list[Adjustment]] = {}
         for adjustment in ledger.open_adjustments(engine, month):
             carried.setdefault(adjustment.community_id, []).append(adjustment)
-        computed = compute_month(config, month, refresh, carried, ledger.prepaid_used(engine))
+        computed = compute_month(config, month, refresh, carried, ledger.prepaid_used(engine), unsettled)
+        try:
+            figures = guards.figures(config, computed.attributed, computed.shares, computed.reconciliation)
+            accepted, unused = _guard(config, month, computed, figures, ledger.figures_of(engine, month.previous), allow)
+        except BillingError as error:
+            error.notes = computed.notes + error.notes
+            error.paid_requests += computed.paid_requests
+            error.bytes_scanned += computed.bytes_scanned
+            raise
+        events += [("allowed", f"{f.key}: {f.message}") for f in accepted]
+        warnings = tuple(f"{change}: {detail}" for change, detail in events)
+        warnings += tuple(f"--allow {entry} accepted no finding of {month}" for entry in unused)
+        computed = computed._replace(warnings=computed.warnings + warnings, findings=accepted)
         found = late_data(computed, kept)
         result = with_finalized(computed, kept)
         finals = {invoice.number: sha256 for invoice, sha256 in kept}
         try:
             with atomic.writing(final) as version:
-                names = [p.name for p in write_outputs(version, config, result, finals, final)]
+                with logs.progress("render", len(result.invoices) + 1, "files") as step:
+                    names = [p.name for p in write_outputs(version, config, result, finals, final, step)]
                 ledger.record_drafts(engine, month, result.invoices, fingerprint(result, config_sha256), command,
                                      {community: [a.id for a in items] for community, items in carried.items()})
                 result = result._replace(late=ledger.record_adjustments(engine, month, found, command))
+                ledger.record_figures(engine, month, figures, events, command)
                 csv_files.write_adjustments(version / "adjustments.csv", result.late, result.invoices)
                 names.append("adjustments.csv")
         except OSError as exc:
-            raise OutputError(f"cannot write the outputs to {final}: {exc.strerror or exc}",
-                              notes=result.notes) from None
+            error = OutputError(f"cannot write the outputs to {final}: {exc.strerror or exc}", notes=result.notes)
+            error.paid_requests, error.bytes_scanned = result.paid_requests, result.bytes_scanned
+            raise error from None
         except BillingError as error:  # say what the sources did and cost all the same
             error.notes = result.notes + error.notes
+            error.paid_requests += result.paid_requests
+            error.bytes_scanned += result.bytes_scanned
             raise
     return RunResult(result, final, tuple(final / name for name in names))
+
+
+def _guard(config: Config, month: Month, computed: MonthResult, figures: Sequence, last: Sequence | None,
+           allow: Sequence[str]) -> tuple[tuple[guards.Finding, ...], tuple[str, ...]]:
+    """Check ``computed`` with the guards; raise ``GuardError`` for any finding not allowed."""
+    if last is None:
+        logs.get("guards").info("the ledger has no record of %s: changes since last month are not checked",
+                                month.previous)
+    contracted = [i.community_id for i in computed.invoices if i.kind == "invoice"]
+    findings = guards.check(config, month, figures, last, computed.attributed, contracted)
+    stopping, accepted, unused = guards.allowed(findings, allow)
+    if stopping:
+        raise GuardError(f"{len(stopping)} finding(s) stop the run of {month}: nothing was written or recorded. Fix "
+                         "the config (billing check-config --month " + str(month) + " shows them without writing), "
+                         "or accept each with --allow KIND:SUBJECT if it is right",
+                         problems=tuple(f"{f.key}: {f.message}" for f in stopping))
+    return accepted, unused
+
+
+class MonthCheck(NamedTuple):
+    """What ``check_month`` found: the guards' findings, rules that can never match, and the
+    month's computed result (nothing of it written)."""
+
+    findings: tuple[guards.Finding, ...]
+    never: tuple[str, ...]
+    result: MonthResult
+    compared: bool
+
+
+def check_month(config: Config, month: Month, command: str = "billing check-config") -> MonthCheck:
+    """Run the attribution rules against ``month``'s data and the guards against last month's
+    figures in the ledger, writing nothing: no outputs, no ledger (a missing one is not created).
+    Sources that cache paid answers (Cost Explorer) use and keep their cache as a run does."""
+    result = compute_month(config, month)
+    engine = ledger.open_existing(ledger.ledger_url(config.ledger.url), command)
+    try:
+        last = ledger.figures_of(engine, month.previous) if engine is not None else None
+    finally:
+        if engine is not None:
+            engine.dispose()
+    figures = guards.figures(config, result.attributed, result.shares, result.reconciliation)
+    contracted = [i.community_id for i in result.invoices if i.kind == "invoice"]
+    findings = guards.check(config, month, figures, last, result.attributed, contracted)
+    never = guards.never_match(config)
+    return MonthCheck(findings, never, result, last is not None)
+
+
+def recorded_summary(config: Config, month: Month, command: str) -> summary.Summary:
+    """The summary of ``month`` as the ledger has it: its invoices, and the unattributed cost its
+    last run found."""
+    engine = ledger.open_ledger(ledger.ledger_url(config.ledger.url), command)
+    try:
+        invoices = ledger.month_invoices(engine, month)
+        figures = ledger.figures_of(engine, month) or ()
+    finally:
+        engine.dispose()
+    unattributed = {f.currency: f.amount for f in figures if f.subject == guards.UNATTRIBUTED}
+    return summary.of_invoices(command, month, invoices, unattributed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import tempfile
 from decimal import Decimal
 from pathlib import Path
@@ -67,6 +68,24 @@ def write_export(folder: Path, rows: list[str], name="export-000000000000.json",
     data = ("\n".join(rows) + "\n").encode()
     path.write_bytes(gzip.compress(data, mtime=0) if gzipped else data)
     return path
+
+
+def said(result) -> str:
+    """What a failed command said on stderr: its error line and the problems under it, without
+    the log lines around them (progress, warnings, the closing summary)."""
+    lines = result.stderr.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.startswith("Error: ")), len(lines))
+    return "".join(line for line in lines[start:] if not line.startswith("summary: "))
+
+
+@pytest.fixture
+def own_demo(tmp_path) -> Path:
+    """A copy of the demo config and data that a test may break; its outputs go to ``out/``."""
+    shutil.copytree(ROOT / "demo" / "data", tmp_path / "data")
+    text = (ROOT / "config" / "billing.yaml").read_text()
+    text = text.replace("../demo/data/", "data/").replace("output: ../output", "output: out")
+    (tmp_path / "billing.yaml").write_text(text)
+    return tmp_path
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from billing.errors import Busy, DataError, SourceError, SourceUnavailable
 from billing.records import Month
 
 from aws_server import CostExplorerFront, MotoServer
-from conftest import ROOT
+from conftest import ROOT, said
 
 SEPTEMBER = Month(2022, 9)
 DEMO_AWS = ROOT / "demo" / "data" / "aws"
@@ -253,7 +253,7 @@ def test_a_run_on_cost_explorer_bills_the_queued_groups_and_reruns_for_free(moto
     refreshed = runner.invoke(main, ["run", "--month", "2022-09", "--config", str(config), "--output",
                                      str(tmp_path / "ce"), "--refresh"])
     assert refreshed.exit_code == 1  # --refresh asked moto again, which now has nothing queued
-    assert refreshed.stderr == ("Error: source 'aws-payer': Cost Explorer's response to the usage request: no "
+    assert said(refreshed) == ("Error: source 'aws-payer': Cost Explorer's response to the usage request: no "
                                 "result for 2022-09 (empty ResultsByTime)\n")
     assert "aws-payer: Cost Explorer: 2 paid requests (0.02 USD) before the failure; the responses saved before in" \
         in refreshed.stdout
@@ -313,7 +313,7 @@ def test_a_token_loop_through_the_command_line_prints_what_was_paid(front, tmp_p
     result = CliRunner().invoke(main, ["run", "--month", "2022-09", "--config", str(ce_config(tmp_path)),
                                        "--output", str(tmp_path / "out")])
     assert result.exit_code == 1, result.output
-    assert result.stderr == ("Error: source 'aws-payer': Cost Explorer's response to the usage request, page 2: "
+    assert said(result) == ("Error: source 'aws-payer': Cost Explorer's response to the usage request, page 2: "
                              "NextPageToken 'again' was already given by page 1; stopped asking, as following it "
                              "would never end\n")
     assert result.stdout == ("aws-payer: Cost Explorer: 2 paid requests (0.02 USD) before the failure; "
@@ -436,8 +436,8 @@ def test_a_refused_refresh_through_the_command_line_prints_what_was_paid(moto, f
     result = CliRunner().invoke(main, ["run", "--month", "2022-09", "--config", str(ce_config(tmp_path)),
                                        "--output", str(tmp_path / "out"), "--refresh"])
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: source 'aws-payer': Cost Explorer marks 2022-09 as Estimated")
-    assert result.stderr.count("\n") == 1
+    assert said(result).startswith("Error: source 'aws-payer': Cost Explorer marks 2022-09 as Estimated")
+    assert said(result).count("\n") == 1
     assert result.stdout == (f"aws-payer: Cost Explorer: 4 paid requests (0.04 USD) before the failure; the responses "
                              f"saved before in {tmp_path / 'cache' / 'aws-payer' / '2022-09'} are kept\n")
     assert cache_state(tmp_path) == before and not (tmp_path / "out" / "2022-09").exists()
@@ -507,5 +507,5 @@ def test_a_run_that_fails_after_paying_still_says_what_it_paid(moto, tmp_path, m
     result = CliRunner().invoke(main, ["run", "--month", "2022-09", "--config", str(ce_config(tmp_path)),
                                        "--output", str(tmp_path / "ce")])
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"Error: cannot write the outputs to {tmp_path / 'ce' / '2022-09'}")
+    assert said(result).startswith(f"Error: cannot write the outputs to {tmp_path / 'ce' / '2022-09'}")
     assert "aws-payer: Cost Explorer: 4 paid requests (0.04 USD); responses saved in" in result.stdout

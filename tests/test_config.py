@@ -15,6 +15,8 @@ from billing.errors import ConfigError, DataError
 from billing.metrics import Metrics
 from billing.records import Month
 
+from conftest import said
+
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "billing.yaml"
 
 # Line numbers below are counted in this text; each test changes one thing with ``replace``.
@@ -128,7 +130,7 @@ def test_check_config_prints_the_problem_on_stderr_and_exits_2(tmp_path):
 
     assert result.exit_code == 2
     assert result.stdout == ""
-    assert result.stderr.splitlines()[:2] == [
+    assert said(result).splitlines()[:2] == [
         f"Error: {path}: 1 problem",
         f"  {path}:11: communities[0].contrct: unknown key 'contrct' (did you mean 'contract'?); "
         "allowed here: address, contact, contract, contracts, currency, id, name"]
@@ -209,7 +211,7 @@ def test_a_missing_config_file_is_named_and_exits_2(tmp_path):
 
     result = check_config(tmp_path / "absent.yaml")
     assert result.exit_code == 2
-    assert "not found" in result.stderr
+    assert "not found" in said(result)
 
 
 def test_invalid_yaml_is_named_with_its_line(tmp_path):
@@ -250,7 +252,7 @@ def test_fixed_percentages_that_do_not_add_up_to_100_are_refused(tmp_path):
     path = write_config(tmp_path, text=MINIMAL + POOL)
     assert problems(path) == (f"{path}:21: shared_pools[0].percentages: percentages add up to 90, not 100",)
     result = check_config(path)
-    assert result.exit_code == 2 and "percentages add up to 90, not 100" in result.stderr
+    assert result.exit_code == 2 and "percentages add up to 90, not 100" in said(result)
 
 
 def test_a_pool_naming_an_unknown_community_and_a_rule_naming_an_unknown_pool(tmp_path):
@@ -277,7 +279,7 @@ def test_contracts_of_one_community_that_overlap_are_refused(tmp_path):
     assert problems(path) == (f"{path}:15: communities[0].contracts[1]: overlaps contracts[0] from 2022-09-15 to "
                               "2022-09-30; one contract at a time",)
     result = check_config(path)
-    assert result.exit_code == 2 and "communities[0].contracts[1]: overlaps contracts[0]" in result.stderr
+    assert result.exit_code == 2 and "communities[0].contracts[1]: overlaps contracts[0]" in said(result)
 
 
 def test_contracts_that_follow_each_other_are_fine(tmp_path):
@@ -330,7 +332,7 @@ def test_two_rates_for_one_month_and_pair_are_refused(tmp_path):
 
 def test_an_id_that_is_not_text_is_one_problem_not_a_crash(tmp_path):
     result = check_config(write_config(tmp_path, {"  - id: paleohack\n": "  - id: [paleohack]\n"}))
-    assert result.exit_code == 2 and "communities[0].id: Input should be a valid string" in result.stderr
+    assert result.exit_code == 2 and "communities[0].id: Input should be a valid string" in said(result)
 
 
 def test_check_config_names_local_files_that_are_not_there(tmp_path):
@@ -338,7 +340,7 @@ def test_check_config_names_local_files_that_are_not_there(tmp_path):
     load_config(path)  # loading alone does not look at the disk
     result = check_config(path)
     assert result.exit_code == 2
-    assert result.stderr.splitlines()[1:] == [
+    assert said(result).splitlines()[1:] == [
         f"  {path}:7: sources[0].path: {tmp_path / 'data' / 'gcp'} does not exist",
         f"  {path}:16: metrics: folder {tmp_path / 'usage'} does not exist"]
     (tmp_path / "data" / "gcp").mkdir(parents=True)
@@ -371,7 +373,7 @@ def test_check_config_refuses_an_infinite_amount_in_one_line_and_exits_2(tmp_pat
     path = write_config(tmp_path, contract("      minimum: .inf\n"))
     result = check_config(path)
     assert result.exit_code == 2
-    assert result.stderr.splitlines() == [
+    assert said(result).splitlines() == [
         f"Error: {path}: 1 problem",
         f"  {path}:12: communities[0].contract.minimum: must be a number from 0 to 10,000,000,000,000, not Infinity"]
 
@@ -460,7 +462,7 @@ def test_aliases_that_expand_beyond_the_bound_are_refused_at_once(tmp_path, dept
     assert info.value.message == (f"{path}:2: the aliases from *l0 here on expand the file to more than 100,000 "
                                   "values; a billing config needs far fewer (are aliases nested in aliases?)")
     result = check_config(path)
-    assert result.exit_code == 2 and result.stderr == f"Error: {info.value.message}\n"
+    assert result.exit_code == 2 and said(result) == f"Error: {info.value.message}\n"
 
 
 def test_an_alias_inside_the_value_it_names_is_refused(tmp_path):

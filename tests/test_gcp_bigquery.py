@@ -13,7 +13,7 @@ from billing.errors import DataError, SourceError, SourceUnavailable
 from billing.records import Month
 
 from bigquery_server import BigQueryServer, credentials_file
-from conftest import EXPECTED, NS, ROOT, SEPTEMBER, september_rows, summary, write_export
+from conftest import EXPECTED, NS, ROOT, SEPTEMBER, said, september_rows, summary, write_export
 
 TABLE = "billing-project.billing_export.gcp_billing_export_resource_v1_01A2B3_C4D5E6_F7A8B9"
 
@@ -218,7 +218,7 @@ def test_each_error_is_one_line_and_its_exit_code_through_the_cli(demo_on_bigque
     result = CliRunner().invoke(main, ["run", "--month", "2022-09", "--config", str(config),
                                        "--output", str(folder / "out")])
     assert result.exit_code == code
-    assert result.stderr.startswith(start) and result.stderr.count("\n") == 1
+    assert said(result).startswith(start) and said(result).count("\n") == 1
     assert not (folder / "out" / "2022-09").exists()
 
 

@@ -30,7 +30,7 @@ from billing.errors import LedgerError
 from billing.ledger.schema import events, invoice_lines, invoices
 from billing.records import Invoice, InvoiceLine
 
-from conftest import ROOT, SEPTEMBER
+from conftest import ROOT, SEPTEMBER, said
 
 POSTGRES = os.environ.get("BILLING_TEST_POSTGRES_URL")
 
@@ -122,7 +122,7 @@ def test_a_run_records_its_drafts_and_status_lists_them(url, tmp_path, monkeypat
     assert "Recorded 8 draft invoice(s) in the ledger" in done.output
     listed = runner.invoke(main, ["status", "--month", "2022-09", "--config", config])
     assert listed.exit_code == 0
-    assert [line.split()[:4] for line in listed.output.splitlines()[1:3]] == [
+    assert [line.split()[:4] for line in listed.stdout.splitlines()[1:3]] == [
         ["2022-09", "callysto", "invoice", "draft"], ["2022-09", "ciroh", "invoice", "draft"]]
     assert "4,382.66  CAD" in listed.output
 
@@ -132,9 +132,9 @@ def test_an_unreachable_ledger_is_one_line_and_nothing_is_written(tmp_path, monk
     result = CliRunner().invoke(main, ["run", "--month", "2022-09", "--config", str(ROOT / "config" / "billing.yaml"),
                                        "--output", str(tmp_path / "out")])
     assert result.exit_code == 2
-    assert result.stderr.startswith("Error: billing run: cannot use the ledger at "
+    assert said(result).startswith("Error: billing run: cannot use the ledger at "
                                     "postgresql+psycopg://billing@127.0.0.1:9/ledger: ")
-    assert result.stderr.count("\n") == 1
+    assert said(result).count("\n") == 1
     assert not (tmp_path / "out" / "2022-09").exists()
 
 
@@ -144,8 +144,8 @@ def test_a_password_in_the_configs_ledger_url_is_refused(tmp_path):
     path.write_text(text + "ledger: {url: 'postgresql+psycopg://billing:secret@db.example/ledger'}\n")
     result = CliRunner().invoke(main, ["check-config", "--config", str(path)])
     assert result.exit_code == 2
-    assert "ledger.url: Value error" not in result.stderr
-    assert "holds a password; give it in the environment (PGPASSWORD)" in result.stderr
+    assert "ledger.url: Value error" not in said(result)
+    assert "holds a password; give it in the environment (PGPASSWORD)" in said(result)
 
 
 # --- finalizing ----------------------------------------------------------------------------------
@@ -169,7 +169,7 @@ def test_finalize_numbers_without_gaps_prints_final_pdfs_and_a_rerun_changes_non
     first = run_cli("finalize", "--month", "2022-09", "--output", out, "--community", "paleohack",
                     "--community", "ciroh")
     assert first.exit_code == 0, first.output
-    assert first.output.splitlines()[:2] == ["INV-2022-00001  CIROH  4,704.20 USD  finalized",
+    assert first.stdout.splitlines()[:2] == ["INV-2022-00001  CIROH  4,704.20 USD  finalized",
                                              "INV-2022-00002  PaleoHack  1,748.01 USD  finalized"]
     rest = run_cli("finalize", "--month", "2022-09", "--output", out)
     assert rest.exit_code == 0 and "Finalized 6 invoice(s) of September 2022; 2 were final already." in rest.output
@@ -211,17 +211,17 @@ def test_finalize_refuses_a_month_never_run_an_unknown_community_and_provisional
     run_cli("run", "--month", "2022-09", "--output", out)
     never = run_cli("finalize", "--month", "2022-10", "--output", out)
     assert never.exit_code == 2
-    assert never.stderr.startswith("Error: billing finalize: ")
+    assert said(never).startswith("Error: billing finalize: ")
     unknown = run_cli("finalize", "--month", "2022-09", "--output", out, "--community", "nobody")
     assert unknown.exit_code == 2
-    assert unknown.stderr.startswith("Error: billing finalize: 2022-09 has no invoice for nobody (it has: callysto")
+    assert said(unknown).startswith("Error: billing finalize: 2022-09 has no invoice for nobody (it has: callysto")
     engine = sa.create_engine(url)
     with engine.begin() as connection:
         connection.execute(sa.text("UPDATE months SET provisional = true"))
     engine.dispose()
     provisional = run_cli("finalize", "--month", "2022-09", "--output", out)
     assert provisional.exit_code == 1
-    assert "2022-09 is provisional" in provisional.stderr
+    assert "2022-09 is provisional" in said(provisional)
     assert "draft" in run_cli("status", "--month", "2022-09").output  # nothing changed
     assert "finalized" not in run_cli("status", "--month", "2022-09").output
 
@@ -305,9 +305,9 @@ def test_void_makes_a_numbered_credit_note_and_the_month_can_be_invoiced_again(u
 
     assert run_cli("run", "--month", "2022-09", "--output", out).exit_code == 0
     again = run_cli("finalize", "--month", "2022-09", "--output", out)
-    assert again.output.splitlines()[-2:] == ["INV-2022-00010  Temple University  3,499.42 USD  finalized",
+    assert again.stdout.splitlines()[-2:] == ["INV-2022-00010  Temple University  3,499.42 USD  finalized",
                                               "Finalized 1 invoice(s) of September 2022; 7 were final already."]
-    listed = [line.split()[:5] for line in run_cli("status", "--month", "2022-09").output.splitlines()
+    listed = [line.split()[:5] for line in run_cli("status", "--month", "2022-09").stdout.splitlines()
               if " temple " in line]
     assert listed == [["2022-09", "temple", "invoice", "void", "INV-2022-00008"],
                       ["2022-09", "temple", "credit", "note", "finalized"],
@@ -334,7 +334,7 @@ def test_voiding_what_cannot_be_voided_is_one_line_and_changes_nothing(url, tmp_
     before = ledger_numbers(url)
     result = run_cli("void", number, "--reason", "again", "--output", out)
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"Error: billing void: {words}") and result.stderr.count("\n") == 1
+    assert said(result).startswith(f"Error: billing void: {words}") and said(result).count("\n") == 1
     assert ledger_numbers(url) == before
 
 
@@ -349,7 +349,7 @@ def test_a_config_without_a_community_that_has_finalized_invoices_is_refused(url
     result = CliRunner().invoke(main, ["run", "--month", "2022-09", "--config", str(tmp_path / "billing.yaml"),
                                        "--output", out])
     assert result.exit_code == 2, result.output
-    assert result.stderr == ("Error: community 'paleohack' has invoices in the ledger but is not in the config; put "
+    assert said(result) == ("Error: community 'paleohack' has invoices in the ledger but is not in the config; put "
                              "it back (its finalized invoices stay as they are)\n")
     assert ledger_numbers(url) == before
 
@@ -386,7 +386,7 @@ def test_late_data_for_a_finalized_month_is_carried_once_by_the_next_invoice(url
     assert again.exit_code == 0, again.output
     assert {p.name: p.read_bytes() for p in september.glob("*.pdf")} == sent
     assert ("  temple: Adjustment to INV-2022-00008 (September 2022): Google Cloud: Compute Engine: +12.34 USD"
-            in again.output.splitlines())
+            in again.stdout.splitlines())
     assert list(csv.reader((september / "adjustments.csv").open()))[1:] == [
         ["found", "temple", "INV-2022-00008", "2022-09", "Google Cloud: Compute Engine", "USD", "12.34", ""]]
 
@@ -440,7 +440,7 @@ def test_prepaid_funds_are_drawn_down_by_finalized_invoices_and_never_below_zero
     assert early.exit_code == 0, early.output
     late = cli("finalize", "--month", "2022-09", "--community", "coessing")
     assert late.exit_code == 1
-    assert late.stderr == ("Error: billing finalize: coessing's 2022-09 draft was priced when its prepaid funds had "
+    assert said(late) == ("Error: billing finalize: coessing's 2022-09 draft was priced when its prepaid funds had "
                            "0.00 drawn, and finalized invoices have drawn 480.00 since; run the month again first\n")
     assert cli("run", "--month", "2022-09").exit_code == 0
     assert coessing("2022-09") == ("480.00", "220.00", "260.00")

@@ -222,8 +222,9 @@ def _fetch_month(source: AwsCostExplorer, month: Month, folder: Path) -> Collect
         if paid:
             kept = f"the responses saved before in {folder} are kept" if folder.exists() else "nothing was saved"
             error.notes += (f"{source.id}: Cost Explorer: {_paid(paid)} before the failure; {kept}",)
+            error.paid_requests += paid
         raise
-    return collection._replace(notes=collection.notes + (
+    return collection._replace(paid_requests=paid, notes=collection.notes + (
         f"Cost Explorer: {_paid(paid)}; responses saved in {folder}",))
 
 

@@ -20,6 +20,8 @@ class Collection(NamedTuple):
         warnings: things a person should act on (e.g. a provisional month), one line each.
         notes: what the collection did and cost (bytes scanned, paid requests), one line each.
         provisional: the source says its figures for the month are not final (AWS Estimated).
+        paid_requests: paid API requests made (Cost Explorer: 0.01 USD each).
+        bytes_scanned: bytes a query engine billed for (BigQuery).
     """
 
     rows: tuple[CostRow, ...]
@@ -28,3 +30,5 @@ class Collection(NamedTuple):
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     provisional: bool = False
+    paid_requests: int = 0
+    bytes_scanned: int = 0

@@ -27,6 +27,7 @@ from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY
 from ..config import GcpBigQuery
 from ..errors import DataError, SourceError, SourceUnavailable
 from ..records import Month
+from ..summary import human_bytes
 from . import gcp_sql
 from .base import Collection
 
@@ -54,13 +55,6 @@ def _parameters(month: Month, label_keys: tuple[str, ...], source: GcpBigQuery) 
             for name, value in gcp_sql.parameters(month, label_keys).items()] + [
         bigquery.ScalarQueryParameter("partition_start", "DATE", start),
         bigquery.ScalarQueryParameter("partition_end", "DATE", end)]
-
-
-def human_bytes(count: int) -> str:
-    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if count >= size:
-            return f"{count / size:.1f} {unit}"
-    return f"{count} bytes"
 
 
 def _query(client: bigquery.Client, source: GcpBigQuery, sql: str, parameters: list) -> tuple[list[dict], int]:
@@ -162,6 +156,7 @@ def collect(source: GcpBigQuery, month: Month, label_keys: tuple[str, ...],
         rows=gcp_sql.rows_from_result(cost_records, label_keys, source.id),
         totals=gcp_sql.totals_from_result(total_records),
         label_keys=frozenset(carried),
+        bytes_scanned=scanned,
         notes=(f"BigQuery scanned {human_bytes(scanned)} for {month} (about {price} USD at on-demand "
                f"prices of {PRICE_PER_TIB} USD per TiB)",),
     )

@@ -8,7 +8,9 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from ..errors import ConfigError
+from .delivery import Delivery
 from .fields import _Model
+from .job import Guards, SettleDays
 from .rules import Rule, SharedPool
 from .sources import Source
 from .terms import Community, ExchangeRate, InvoiceSettings, Organisation
@@ -49,6 +51,9 @@ class Config(_Model):
     metrics: Path | None = None
     output: Path = Path("output")
     ledger: LedgerSettings = LedgerSettings()
+    deliver: Delivery | None = None
+    settle_days: SettleDays = 5
+    guards: Guards = Guards()
 
     def community(self, community_id: str) -> Community:
         for community in self.communities:

@@ -120,6 +120,27 @@ def open_ledger(url: str, what: str) -> Engine:
                       f"(schema revision {current}); use that version or a later one")
 
 
+def open_existing(url: str, what: str) -> Engine | None:
+    """The ledger at ``url`` to read, or ``None`` when there is none yet (no SQLite file, or an
+    empty database): unlike ``open_ledger``, never creates one."""
+    parsed = make_url(url) if "://" in url else None
+    if parsed is not None and parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if not Path(parsed.database).is_file():
+            return None
+    engine = _engine(url, what)
+    try:
+        with engine.connect() as connection:
+            empty = not set(inspect(connection).get_table_names()) - {"alembic_version"}
+    except DBAPIError as error:
+        engine.dispose()
+        raise unreachable(what, url, error) from None
+    if empty:
+        engine.dispose()
+        return None
+    engine.dispose()
+    return open_ledger(url, what)
+
+
 def upgrade(url: str) -> tuple[str | None, str]:
     """Migrate the ledger at ``url`` to this code's schema; the revisions before and after."""
     engine = _engine(url, "billing ledger upgrade")

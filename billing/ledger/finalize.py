@@ -9,6 +9,7 @@ waits). An invoice finalized before is left as it is (finalizing again is a no-o
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Callable, NamedTuple, Sequence
 
 from decimal import Decimal
@@ -17,7 +18,7 @@ from sqlalchemy import Engine, func, insert, select, update
 
 from ..errors import DataError, LedgerError
 from ..money import format_amount
-from ..records import Invoice, Month
+from ..records import PROVISIONAL, Invoice, Month
 from .connect import guarded
 from .documents import invoice_of, month_documents
 from .schema import events, invoice_lines, invoices, months, sequences
@@ -54,10 +55,12 @@ def _finalize(engine: Engine, month: Month, communities: Sequence[str] | None,
         recorded = connection.execute(select(months).where(months.c.month == str(month))).mappings().first()
         if recorded is None:
             raise LedgerError(f"{command}: {month} has never been run; run `billing run --month {month}` first")
-        if recorded["provisional"]:
-            raise DataError(f"{command}: {month} is provisional (its data is not final, e.g. AWS Estimated); "
-                            "finalize refuses it: run the month again once its data is final")
         drafts = month_documents(connection, month, "draft")
+        if recorded["provisional"]:
+            flags = [flag for row in drafts for flag in json.loads(row["flags"]) if flag.startswith(PROVISIONAL)]
+            why = flags[0].split(": ", 1)[-1].split(";")[0] if flags else "its data is not final, e.g. AWS Estimated"
+            raise DataError(f"{command}: {month} is provisional ({why}); finalize refuses it: run the month again "
+                            "once its data is final")
         finals = month_documents(connection, month, "finalized")
         known = {row["community_id"] for row in drafts + finals}
         unknown = sorted(set(communities or ()) - known)

@@ -92,3 +92,23 @@ adjustments = Table(
     Column("recorded_at", String(32), nullable=False),
     Column("carried_by", Integer, ForeignKey("invoices.id", ondelete="SET NULL"), nullable=True),
 )
+
+month_figures = Table(
+    "month_figures", metadata,
+    Column("month", String(7), primary_key=True),
+    Column("subject", String(200), primary_key=True),            # rule:<target>#<n> | community:<id> | source | unattributed
+    Column("currency", String(3), primary_key=True),
+    Column("amount", AMOUNT, nullable=False),                    # net cost, full precision
+    Column("rows", Integer, nullable=False),
+    Column("detail", Text, nullable=False),                      # what a person reads (a rule's conditions)
+)
+
+month_events = Table(
+    "month_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("month", String(7), nullable=False),
+    Column("at", String(32), nullable=False),
+    Column("command", String(80), nullable=False),
+    Column("change", String(32), nullable=False),               # forced | allowed | delivered | delivery-failed
+    Column("detail", Text, nullable=False),
+)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import jinja2
 
@@ -123,12 +123,15 @@ def place_final_pdf(folder: Path, previous: Path, invoice: Invoice, sha256: str,
 
 
 def write_pdfs(folder: Path, previous: Path | None, invoices: Sequence[Invoice], finals: Mapping[str, str],
-               config: Config, keep_drafts: bool = False) -> None:
+               config: Config, keep_drafts: bool = False, step: Callable[[str], None] | None = None) -> None:
     """Every invoice's PDF into ``folder``. A final document (its number in ``finals``, with its
     PDF's sha256) is kept byte for byte (``place_final_pdf``, from ``previous``); with
-    ``keep_drafts``, a draft whose PDF ``previous`` has is copied as it is; the rest are rendered."""
+    ``keep_drafts``, a draft whose PDF ``previous`` has is copied as it is; the rest are rendered.
+    ``step`` (progress) is told each PDF's name as it starts."""
     for invoice in invoices:
         target = folder / pdf_name(invoice)
+        if step:
+            step(target.name)
         community = config.community(invoice.community_id)
         if invoice.number in finals:
             place_final_pdf(folder, previous or folder, invoice, finals[invoice.number], community, config)
