@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -110,13 +111,32 @@ def _fail(error: BillingError, command: str) -> None:
 
 
 class _Group(click.Group):
-    """Turns click's own usage errors into exit 2 (its default) and every BillingError into one line."""
+    """Turns click's own usage errors into exit 2 (its default) and every BillingError into one
+    line; with ``--log-format json`` asked for, click's usage errors are a JSON line too."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta.setdefault("billing.args", list(args))
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except BillingError as error:
             _fail(error, f"billing {ctx.invoked_subcommand or ''}".strip())
+        except click.UsageError as error:
+            if not _json_asked(ctx.meta.get("billing.args", [])):
+                raise
+            logs.setup(0, "json", f"billing {ctx.invoked_subcommand or ''}".strip())
+            logs.get("error").error(error.format_message(), extra={"fields": {"exit_code": error.exit_code}})
+            sys.exit(error.exit_code)
+
+
+def _json_asked(args: Sequence[str]) -> bool:
+    """Whether the command line (or the environment) asks for JSON logs, before it is parsed."""
+    for at, arg in enumerate(args):
+        if arg == "--log-format=json" or (arg == "--log-format" and args[at + 1:at + 2] == ["json"]):
+            return True
+    return os.environ.get("BILLING_LOG_FORMAT") == "json" and "--log-format" not in " ".join(args)
 
 
 @click.group(cls=_Group, context_settings=CONTEXT, epilog=EXIT_CODES)

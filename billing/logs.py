@@ -96,11 +96,12 @@ def setup(verbosity: int = 0, log_format: str = "text", command: str = "", strea
         handler.setFormatter(JsonFormatter())
     elif _is_terminal(stream):
         from rich.console import Console
+        from rich.highlighter import NullHighlighter
         from rich.logging import RichHandler
 
         console = Console(file=stream, stderr=stream is sys.stderr)
         handler = RichHandler(console=console, show_path=False, markup=False, rich_tracebacks=False,
-                              log_time_format="[%H:%M:%S]")
+                              highlighter=NullHighlighter(), log_time_format="[%H:%M:%S]")
         handler.setFormatter(logging.Formatter("%(stage)s: %(message)s"))
     else:
         handler = logging.StreamHandler(stream)

@@ -60,6 +60,19 @@ def test_a_usage_error_in_json_is_json_too(own_demo):
     assert only["severity"] == "ERROR" and only["message"].startswith("--month '2022-13' is neither YYYY-MM")
 
 
+@pytest.mark.parametrize("args", [["run", "--log-format", "json"], ["run", "--mnth", "2022-09", "--log-format=json"],
+                                  ["finalize", "--month", "2022-09", "--community", "--log-format", "json"]])
+def test_clicks_own_usage_errors_are_json_when_json_is_asked_for(args):
+    result = billing(*args)
+    assert result.exit_code == 2
+    (only,) = records(result.output)
+    assert only["severity"] == "ERROR" and only["exit_code"] == 2
+    assert only["message"].startswith(("Missing option '--month'", "No such option '--mnth'",
+                                       "Got unexpected extra argument (json)"))
+    plain = billing(*[a for a in args if "json" not in a and a != "--log-format"])
+    assert plain.exit_code == 2 and "Error: " in plain.output and "{" not in plain.output
+
+
 def test_quiet_shows_warnings_and_the_summary_and_text_ends_with_it(own_demo):
     config = str(own_demo / "billing.yaml")
     quiet = billing("run", "--month", "2022-09", "--config", config, "-q")
