@@ -72,6 +72,7 @@ class _Job:
     def __init__(self) -> None:
         self.month: Month | None = None
         self.summary = False  # run, finalize and deliver end with one
+        self.closing: summary.Summary | None = None  # once the month's invoices are known
 
     def start(self, month: Month, summary: bool = True) -> Month:
         self.month, self.summary = month, summary
@@ -102,9 +103,12 @@ def _fail(error: BillingError, command: str) -> None:
         for problem in error.problems:
             click.echo(f"  {problem}", err=True)
     job = click.get_current_context().find_object(_Job)
-    if job is not None and job.summary and job.month is not None:
-        logs.summary(f"{command} {job.month}: failed with exit code {error.exit_code}; paid API requests "
-                     f"{error.paid_requests}; bytes scanned {human_bytes(error.bytes_scanned)}", ok=False,
+    if job is not None and job.closing is not None:  # the month was billed; what came after failed
+        logs.summary(f"{job.closing.line()}; then failed with exit code {error.exit_code}", ok=False,
+                     exit_code=error.exit_code, error=error.message, **job.closing.fields())
+    elif job is not None and job.summary and job.month is not None:
+        logs.summary(f"{command} {job.month}: failed with exit code {error.exit_code}, nothing written; paid API "
+                     f"requests {error.paid_requests}; bytes scanned {human_bytes(error.bytes_scanned)}", ok=False,
                      exit_code=error.exit_code, error=error.message, paid_api_requests=error.paid_requests,
                      bytes_scanned=error.bytes_scanned)
     sys.exit(error.exit_code)
@@ -226,6 +230,7 @@ def _deliver_and_close(config, month: Month, output: Path | None, closing: summa
                        findings: Sequence[str], no_deliver: bool, command: str = "billing run") -> None:
     """Deliver the month (unless told not to, or the config has no ``deliver``), then log the
     closing summary. A delivery failure leaves outputs and ledger as they are (exit 1)."""
+    _job().closing = closing
     if config.deliver is not None and not no_deliver:
         from .delivery.month import deliver_month
 

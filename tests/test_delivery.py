@@ -667,6 +667,8 @@ def test_the_demo_month_is_delivered_to_both_buckets_by_email_and_webhook_and_re
     changed = {p.name for p in folder.iterdir() if before.get(p.name) != p.read_bytes()}
     assert len({name for name in changed if name.endswith(".pdf")}) == 8  # the final PDFs: finalize stands
     assert "status" not in failed.stdout and "INV-2022-00001" in failed.stdout
+    assert failed.stderr.splitlines()[-1].startswith("summary: error: billing finalize 2022-09: 8 invoice(s); totals ")
+    assert failed.stderr.splitlines()[-1].endswith("; then failed with exit code 1")
     engine = ledger.open_ledger(ledger.ledger_url(""), "test")
     try:
         changes = [e.change for e in ledger.events_of(engine, SEPTEMBER)]

@@ -49,7 +49,8 @@ def test_a_failure_in_json_is_an_error_record_then_a_failed_summary(own_demo):
     assert error["severity"] == "ERROR" and error["stage"] == "error" and error["exit_code"] == 1
     assert "billing-export-2022-09.json.gz" in error["message"]
     assert summary["stage"] == "summary" and summary["severity"] == "ERROR"
-    assert summary["message"] == "billing run 2022-09: failed with exit code 1; paid API requests 0; bytes scanned 0 bytes"
+    assert summary["message"] == ("billing run 2022-09: failed with exit code 1, nothing written; paid API requests 0; "
+                                  "bytes scanned 0 bytes")
     assert summary["error"] == error["message"]
 
 
