@@ -28,7 +28,7 @@ from billing import ledger
 from billing.cli import main
 from billing.errors import LedgerError
 from billing.ledger.schema import events, invoice_lines, invoices
-from billing.records import Invoice, InvoiceLine
+from billing.records import Figure, Invoice, InvoiceLine
 
 from conftest import ROOT, SEPTEMBER, said
 
@@ -95,6 +95,41 @@ def test_drafts_are_recorded_exactly_and_a_rerun_replaces_them(url):
             assert isinstance(kind, sa.Numeric) and (kind.precision, kind.scale) == (38, 9)
     finally:
         engine.dispose()
+
+
+def test_a_ledger_at_the_first_revision_is_refused_until_upgraded_and_keeps_its_invoices(url, tmp_path):
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:  # a ledger as the version before month figures made it
+        alembic = AlembicConfig()
+        alembic.set_main_option("script_location", str(ROOT / "billing" / "ledger" / "migrations"))
+        alembic.attributes["connection"] = connection
+        command.upgrade(alembic, "0001")
+        assert not sa.inspect(connection).has_table("month_figures")
+    with pytest.raises(LedgerError, match=r"its schema is at revision 0001, older than this version of billing "
+                                          r"\(0002\); run `billing ledger upgrade` first"):
+        ledger.open_ledger(url, "billing run")
+    assert ledger.upgrade(url) == ("0001", "0002")
+    opened = ledger.open_ledger(url, "billing run")
+    try:
+        ledger.record_drafts(opened, SEPTEMBER, [draft()], FINGERPRINT, "billing run")
+        figures = (Figure("community:paleohack", "USD", Decimal("1234.567891234"), 3),
+                   Figure("rule:community:paleohack#1", "USD", Decimal("1234.567891234"), 3, "attribution[0] (...)"))
+        ledger.record_figures(opened, SEPTEMBER, figures, [("forced", "why")], "billing run")
+        ledger.record_figures(opened, SEPTEMBER, figures[:1], [], "billing run")  # a rerun replaces them
+        assert ledger.figures_of(opened, SEPTEMBER) == figures[:1]
+        assert ledger.figures_of(opened, SEPTEMBER.previous) is None
+        assert [(e.change, e.detail) for e in ledger.events_of(opened, SEPTEMBER)] == [("forced", "why")]
+    finally:
+        opened.dispose()
+    with engine.begin() as connection:  # and back: the downgrade drops what 0002 added, nothing else
+        alembic.attributes["connection"] = connection
+        command.downgrade(alembic, "0001")
+        assert not sa.inspect(connection).has_table("month_events")
+        assert sa.inspect(connection).has_table("invoices")
+    engine.dispose()
 
 
 def test_a_ledger_from_a_newer_billing_or_a_foreign_database_is_refused(url):
