@@ -27,8 +27,9 @@ from .run import check_month, recorded_summary, run_month
 from .summary import human_bytes
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-EXIT_CODES = ("Exit codes: 0 done; 1 a data, reconciliation, guard or delivery problem (outputs and ledger are "
-              "as before; look, then run again); 2 a usage or config error.")
+EXIT_CODES = ("Exit codes: 0 done; 1 a data, reconciliation, guard or delivery problem (the error line says "
+              "what to do: run again later, fix the config or --allow, or billing deliver); 2 a usage or config "
+              "error.")
 
 config_option = click.option(
     "--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
@@ -58,10 +59,10 @@ def logging_options(function: Callable) -> Callable:
                                           "or CloudWatch (or set BILLING_LOG_FORMAT).")
     @functools.wraps(function)
     def run(*args, verbose: bool, quiet: bool, log_format: str, **kwargs):
-        if verbose and quiet:
-            raise UsageError("give -v or -q, not both")
         ctx = click.get_current_context()
         logs.setup(1 if verbose else -1 if quiet else 0, log_format, " ".join(["billing", *ctx.command_path.split()[1:]]))
+        if verbose and quiet:
+            raise UsageError("give -v or -q, not both")
         return function(*args, **kwargs)
     return run
 
@@ -74,20 +75,32 @@ class _Job:
         self.summary = False  # run, finalize and deliver end with one
         self.closing: summary.Summary | None = None  # once the month's invoices are known
 
-    def start(self, month: Month, summary: bool = True) -> Month:
-        self.month, self.summary = month, summary
+    def start(self, month: Month) -> Month:
+        self.month = month
         logs.set_month(month)
         return month
 
 
-def _job() -> _Job:
-    return click.get_current_context().ensure_object(_Job)
+def _job(summary: bool = False) -> _Job:
+    """The command's job; ``summary``: it ends with a summary line, from now on also on failure."""
+    job = click.get_current_context().ensure_object(_Job)
+    job.summary = job.summary or summary
+    return job
+
+
+def _today(given: str | None):
+    """Today as --today or BILLING_TODAY say (warned about: a value left behind would bill one
+    month for ever), else the real date (UTC)."""
+    day, real = dates.today(given), dates.today()
+    if day != real:
+        logs.get("dates").warning("taking %s as today (--today or BILLING_TODAY), not the real date %s", day, real)
+    return day
 
 
 def say(line: str = "") -> None:
     """A line of the command's report: stdout, or in JSON logs a record of its own."""
     if logs.is_json():
-        logs.get("report").info(line)
+        logs.get("report").info(line, extra={"summary": True})  # the command's output: shown even with -q
     else:
         click.echo(line)
 
@@ -106,8 +119,8 @@ def _fail(error: BillingError, command: str) -> None:
     if job is not None and job.closing is not None:  # the month was billed; what came after failed
         logs.summary(f"{job.closing.line()}; then failed with exit code {error.exit_code}", ok=False,
                      exit_code=error.exit_code, error=error.message, **job.closing.fields())
-    elif job is not None and job.summary and job.month is not None:
-        logs.summary(f"{command} {job.month}: failed with exit code {error.exit_code}, nothing written; paid API "
+    elif job is not None and job.summary:
+        logs.summary(f"{command} {job.month or '(no month)'}: failed with exit code {error.exit_code}, nothing written; paid API "
                      f"requests {error.paid_requests}; bytes scanned {human_bytes(error.bytes_scanned)}", ok=False,
                      exit_code=error.exit_code, error=error.message, paid_api_requests=error.paid_requests,
                      bytes_scanned=error.bytes_scanned)
@@ -183,8 +196,9 @@ def run(month: str, today: str | None, config_path: Path, output: Path | None, r
       billing run --month last --log-format json
       billing run --month 2022-09 --allow cost-change:ciroh
     """
-    day = dates.today(today)
-    parsed = _job().start(dates.month(month, day))
+    job = _job(summary=True)
+    day = _today(today)
+    parsed = job.start(dates.month(month, day))
     config = load_config(config_path)
     done = run_month(config, parsed, output, refresh, config_sha256=_sha256(config_path), today=day, force=force,
                      allow=allow)
@@ -234,7 +248,8 @@ def _deliver_and_close(config, month: Month, output: Path | None, closing: summa
     if config.deliver is not None and not no_deliver:
         from .delivery.month import deliver_month
 
-        done = deliver_month(config, month, output, closing.line(), findings, command)  # logs each destination
+        done = deliver_month(config, month, output, closing.line(), findings, command,
+                             closing.subject())  # logs each destination
         closing = closing._replace(extra=f"delivered to {len(done)} destination(s)")
     logs.summary(closing.line(), ok=True, **closing.fields())
 
@@ -268,8 +283,9 @@ def check_config(config_path: Path, month: str | None, today: str | None) -> Non
         say(f"OK: {config_path} ({len(config.communities)} communities, {len(config.sources)} sources, "
             f"{len(config.attribution)} attribution rules)")
         return
-    parsed = _job().start(dates.month(month, dates.today(today)), summary=False)
-    checked = check_month(config, parsed)
+    day = _today(today)
+    parsed = _job().start(dates.month(month, day))
+    checked = check_month(config, parsed, day)
     for warning in checked.result.warnings:
         logs.get("check").warning(warning)
     for note in checked.result.notes:
@@ -279,8 +295,9 @@ def check_config(config_path: Path, month: str | None, today: str | None) -> Non
     if not problems:
         say(f"OK: {config_path} on {parsed}'s data: no guard finding, every rule can match{compared}")
         return
-    raise GuardError(f"{config_path} on {parsed}'s data: {len(checked.findings)} guard finding(s), {len(checked.never)} "
-                     f"rule(s) that can never match (nothing was written){compared}", problems=problems)
+    error = ConfigError if checked.never else GuardError  # a rule that can never match is the config's fault
+    raise error(f"{config_path} on {parsed}'s data: {len(checked.findings)} guard finding(s), {len(checked.never)} "
+                f"rule(s) that can never match (nothing was written){compared}", problems=problems)
 
 
 @main.command(epilog=EXIT_CODES)
@@ -304,7 +321,8 @@ def finalize(month: str, today: str | None, communities: tuple[str, ...], config
       billing finalize --month 2022-09
       billing finalize --month last --community ciroh
     """
-    parsed = _job().start(dates.month(month, dates.today(today)))
+    job = _job(summary=True)
+    parsed = job.start(dates.month(month, _today(today)))
     config = load_config(config_path)
     done = finalize_month(config, parsed, list(communities) or None, output)
     for item in done:
@@ -334,7 +352,8 @@ def deliver(month: str, today: str | None, config_path: Path, output: Path | Non
       billing deliver --month 2022-09
       billing deliver --month last --log-format json
     """
-    parsed = _job().start(dates.month(month, dates.today(today)))
+    job = _job(summary=True)
+    parsed = job.start(dates.month(month, _today(today)))
     config = load_config(config_path)
     if config.deliver is None:
         raise ConfigError(f"{config_path} has no deliver section: nothing to deliver to")
@@ -376,7 +395,7 @@ def status(month: str | None, today: str | None, config_path: Path) -> None:
       billing status
       billing status --month last
     """
-    wanted = str(dates.month(month, dates.today(today))) if month else None
+    wanted = str(dates.month(month, _today(today))) if month else None
     config = load_config(config_path)
     engine = ledger.open_ledger(ledger.ledger_url(config.ledger.url), "billing status")
     try:

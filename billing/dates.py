@@ -14,6 +14,7 @@ from .errors import UsageError
 from .records import Month
 
 LAST = "last"
+FIRST_YEAR, LAST_YEAR = 2000, 2999  # cloud bills: a year outside is a slip
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -22,13 +23,16 @@ def today(given: str | None = None) -> dt.date:
     if given is None or not given.strip():
         return dt.datetime.now(dt.timezone.utc).date()
     text = given.strip()
-    try:
-        if not _DAY.fullmatch(text):
-            raise ValueError
-        return dt.date.fromisoformat(text)
-    except ValueError:
+    if not _DAY.fullmatch(text):
         raise UsageError(f"--today (or BILLING_TODAY) {given!r} is not a date of the form YYYY-MM-DD "
-                         "(for example 2022-10-06)") from None
+                         "(for example 2022-10-06)")
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--today (or BILLING_TODAY) {given!r} is not a date of the calendar") from None
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise UsageError(f"--today (or BILLING_TODAY) {given!r} is not between {FIRST_YEAR} and {LAST_YEAR}")
+    return day
 
 
 def month(text: str, day: dt.date) -> Month:
@@ -36,10 +40,13 @@ def month(text: str, day: dt.date) -> Month:
     if isinstance(text, str) and text.strip().lower() == LAST:
         return Month.of(day).previous
     try:
-        return Month.parse(text)
+        month = Month.parse(text)
     except UsageError:
         raise UsageError(f"--month {text!r} is neither YYYY-MM (for example 2022-09) nor 'last' (the month "
                          "before today's, UTC)") from None
+    if not FIRST_YEAR <= month.year <= LAST_YEAR:
+        raise UsageError(f"--month {text!r} is not between {FIRST_YEAR} and {LAST_YEAR}")
+    return month
 
 
 def settles_on(month: Month, settle_days: int) -> dt.date:

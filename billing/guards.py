@@ -28,10 +28,11 @@ from typing import Iterable, NamedTuple, Sequence
 from .attribution import bucket_of, describe
 from .config import Config, Rule
 from .errors import UsageError
-from .money import ZERO, format_amount
+from .money import ZERO, format_amount, quantize
 from .records import PROVIDER_NAMES, Attributed, Bucket, Figure, Month
 
 KINDS = ("unattributed", "rule-unmatched", "cost-zero", "cost-change")
+CENT = Decimal("0.01")  # a rule that matched less than this last month is not missed
 SOURCE, UNATTRIBUTED = "source", "unattributed"
 
 
@@ -122,21 +123,29 @@ def check(config: Config, month: Month, now: Sequence[Figure], last: Sequence[Fi
 
 def _unattributed(config: Config, current: dict[str, dict[str, Figure]],
                   attributed: Sequence[Attributed]) -> Iterable[Finding]:
+    """Measured by its size, not its sum: every unattributed row's cost before credits, counted
+    whatever its sign, so that a lost project is not hidden by an unrelated negative adjustment,
+    nor by credits a contract withholds (the community would have paid the cost before them)."""
     limits = config.guards.max_unattributed
-    for currency, figure in sorted(current.get(UNATTRIBUTED, {}).items()):
-        amount = abs(figure.amount)
+    sizes: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for item in attributed:
+        if item.bucket.kind == "unattributed":
+            sizes[item.row.currency] += abs(item.row.cost) or abs(item.row.net)
+    for currency, size in sorted(sizes.items()):
+        net = current.get(UNATTRIBUTED, {}).get(currency, Figure(UNATTRIBUTED, currency, ZERO, 0)).amount
         total = abs(current.get(SOURCE, {}).get(currency, Figure(SOURCE, currency, ZERO, 0)).amount)
-        percent = amount * 100 / total if total else None
-        over_amount = limits.amount is not None and amount > limits.amount
+        percent = size * 100 / total if total else None
+        over_amount = limits.amount is not None and size > limits.amount
         over_percent = limits.percent is not None and percent is not None and percent > limits.percent
         if not (over_amount or over_percent):
             continue
-        share = f" ({percent:.1f}% of the sources' {format_amount(total, currency)} {currency})" if percent else ""
+        share = f" ({percent:.2f}% of the sources' {format_amount(total, currency)} {currency})" if percent else ""
         limit = " and ".join(part for part in (
             f"{format_amount(limits.amount, currency)} {currency}" if limits.amount is not None else "",
             f"{limits.percent.normalize():f}%" if limits.percent is not None else "") if part)
+        after = f", {format_amount(net, currency)} {currency} after credits" if quantize(net - size, currency) else ""
         yield Finding("unattributed", currency, (
-            f"unattributed cost {format_amount(figure.amount, currency)} {currency}{share} is above "
+            f"unattributed cost {format_amount(size, currency)} {currency}{after}{share} is above "
             f"guards.max_unattributed (at most {limit}); most of it: {_largest_unattributed(attributed, currency)}"))
 
 
@@ -144,7 +153,7 @@ def _largest_unattributed(attributed: Sequence[Attributed], currency: str) -> st
     groups: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
     for item in attributed:
         if item.bucket.kind == "unattributed" and item.row.currency == currency:
-            groups[(item.row.provider, item.row.project_or_account)] += item.row.net
+            groups[(item.row.provider, item.row.project_or_account)] += abs(item.row.cost) or abs(item.row.net)
     ranked = sorted(groups.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:3]
     noun = {"gcp": "project", "aws": "account"}
     return ", ".join(f"{PROVIDER_NAMES[p]} {noun[p]} {where or '(none)'} {format_amount(a, currency)} {currency}"
@@ -160,7 +169,7 @@ def _unmatched_rules(config: Config, month: Month, current: dict[str, dict[str, 
         bucket = bucket_of(config.attribution[index])
         text = rule_text(config.attribution, index)
         hint = _spelling_hint(config.attribution[index], attributed)
-        if before is not None and subject in before:
+        if before is not None and subject in before and any(abs(f.amount) >= CENT for f in before[subject].values()):
             then = next(iter(before[subject].values())).detail
             was = f"; last month's rule was {then}" if then and then != text else ""
             yield Finding("rule-unmatched", "absorbed" if bucket.kind == "absorbed" else bucket.name, (
@@ -173,16 +182,25 @@ def _unmatched_rules(config: Config, month: Month, current: dict[str, dict[str, 
 
 
 def _spelling_hint(rule: Rule, attributed: Sequence[Attributed]) -> str:
-    """``; did you mean 'callysto-hub', whose cost is unattributed?``: the closest project or
-    account among this month's unattributed rows to the one the rule names."""
+    """``; did you mean 'callysto-hub', whose cost is unattributed?``: among this month's
+    unattributed rows of the rule's provider, the closest value to one the rule names that no
+    such row carries (a project or account, or a label or tag value)."""
     match = rule.match
-    wanted = [v for v in (match.gcp_project if match.provider == "gcp" else match.aws_account) or [] if v]
-    loose = sorted({i.row.project_or_account for i in attributed
-                    if i.bucket.kind == "unattributed" and i.row.provider == match.provider and i.row.project_or_account})
-    for value in wanted:
-        close = difflib.get_close_matches(value, loose, n=1, cutoff=0.6)
-        if close:
-            return f"; did you mean {close[0]!r}, whose cost is unattributed?"
+    loose = [i.row for i in attributed if i.bucket.kind == "unattributed" and i.row.provider == match.provider]
+    where = match.gcp_project if match.provider == "gcp" else match.aws_account
+    labels = (match.gcp_label if match.provider == "gcp" else match.aws_tag) or {}
+    conditions = [(None, [v for v in where or [] if v], {row.project_or_account for row in loose})]
+    conditions += [(key, [v for v in values if v], {row.label(key) for row in loose}) for key, values in
+                   sorted(labels.items())]
+    for key, wanted, seen in conditions:
+        seen = sorted(v for v in seen if v)
+        for value in wanted:
+            if value in seen:
+                continue  # this condition holds for some unattributed row: the typo is elsewhere
+            close = difflib.get_close_matches(value, seen, n=1, cutoff=0.6)
+            if close:
+                what = f"{key} {close[0]!r}" if key else repr(close[0])
+                return f"; did you mean {what}, whose cost is unattributed?"
     return ""
 
 
@@ -190,7 +208,7 @@ def _cost_changes(config: Config, month: Month, current: dict[str, dict[str, Fig
                   before: dict[str, dict[str, Figure]] | None, contracted: list[str]) -> Iterable[Finding]:
     if before is None:
         return
-    limit = config.guards.max_change_percent
+    limit, floor = config.guards.max_change_percent, config.guards.min_change_amount
     for community in contracted:
         subject = f"community:{community}"
         for currency, then in sorted(before.get(subject, {}).items()):
@@ -205,11 +223,13 @@ def _cost_changes(config: Config, month: Month, current: dict[str, dict[str, Fig
                     f"(it was {was}); check its attribution rules"))
                 continue
             change = (amount - then.amount) * 100 / then.amount
-            if limit is not None and abs(change) > limit:
+            small = floor is not None and abs(amount - then.amount) < floor
+            if limit is not None and abs(change) > limit and not small:
+                floor_text = f", min_change_amount {floor.normalize():f}" if floor is not None else ""
                 yield Finding("cost-change", community, (
                     f"community {community}'s cloud cost changed by {change:+.1f}% since last month: "
                     f"{format_amount(amount, currency)} {currency} in {month}, {was} (guards.max_change_percent "
-                    f"is {limit.normalize():f})"))
+                    f"is {limit.normalize():f}{floor_text})"))
 
 
 def allowed(findings: Sequence[Finding], allow: Sequence[str]) -> tuple[tuple[Finding, ...], tuple[Finding, ...], tuple[str, ...]]:

@@ -289,7 +289,10 @@ def run_month(config: Config, month: Month, output: Path | None = None, refresh:
     guards.allowed((), allow)  # a mistyped --allow is refused before anything is collected
     events = []
     if unsettled and force:
-        events.append(("forced", f"billed as final on {today} with --force: {unsettled}"))
+        if today <= month.last_day:
+            raise UsageError(f"--force cannot bill {month} as final before it has ended (today is {today}, UTC); it "
+                             "only skips the settle days after the month")
+        events.append(("forced", f"billed as final on {today} with --force by {ledger.who()}: {unsettled}"))
         unsettled = None
     with locked_month(config, month, output, command) as (engine, final):
         kept = ledger.finalized(engine, month)
@@ -307,9 +310,10 @@ def run_month(config: Config, month: Month, output: Path | None = None, refresh:
             error.paid_requests += computed.paid_requests
             error.bytes_scanned += computed.bytes_scanned
             raise
-        events += [("allowed", f"{f.key}: {f.message}") for f in accepted]
+        events += [("allowed", f"{f.key} by {ledger.who()}: {f.message}") for f in accepted]
         warnings = tuple(f"{change}: {detail}" for change, detail in events)
         warnings += tuple(f"--allow {entry} accepted no finding of {month}" for entry in unused)
+        warnings += guards.never_match(config)
         computed = computed._replace(warnings=computed.warnings + warnings, findings=accepted)
         found = late_data(computed, kept)
         result = with_finalized(computed, kept)
@@ -363,7 +367,7 @@ class MonthCheck(NamedTuple):
     compared: bool
 
 
-def check_month(config: Config, month: Month, command: str = "billing check-config") -> MonthCheck:
+def check_month(config: Config, month: Month, today: dt.date, command: str = "billing check-config") -> MonthCheck:
     """Run the attribution rules against ``month``'s data and the guards against last month's
     figures in the ledger, writing nothing: no outputs, no ledger (a missing one is not created).
     Sources that cache paid answers (Cost Explorer) use and keep their cache as a run does."""

@@ -34,6 +34,12 @@ class Summary(NamedTuple):
                 f"unattributed {loose}; paid API requests {self.paid_requests}; bytes scanned "
                 f"{human_bytes(self.bytes_scanned)}" + (f"; {self.extra}" if self.extra else ""))
 
+    def subject(self) -> str:
+        """For finance's inbox: ``Invoices for September 2022: 8 invoices, 17,683.74 USD, ...``."""
+        totals = ", ".join(f"{format_amount(a, c)} {c}" for c, a in sorted(self.totals.items()))
+        state = " (provisional)" if self.provisional else ""
+        return f"Invoices for {self.month.label}{state}: {self.invoices} invoice(s)" + (f", {totals}" if totals else "")
+
     def fields(self) -> dict[str, Any]:
         return {"invoices": self.invoices, "provisional_invoices": self.provisional,
                 "totals": {c: str(a) for c, a in sorted(self.totals.items())},

@@ -66,7 +66,7 @@ def test_a_typo_in_a_project_is_found_three_ways_with_the_right_spelling():
     found = findings(cfg, USUAL, USUAL, last_cfg=config(RULES))
     assert [f.key for f in found] == ["unattributed:USD", "rule-unmatched:alpha", "cost-zero:alpha"]
     unattributed, rule, zero = (f.message for f in found)
-    assert unattributed == ("unattributed cost 100.00 USD (16.5% of the sources' 605.00 USD) is above "
+    assert unattributed == ("unattributed cost 100.00 USD (16.53% of the sources' 605.00 USD) is above "
                             "guards.max_unattributed (at most 100.00 USD and 1%); most of it: Google Cloud project "
                             "alpha-hub 100.00 USD")
     assert rule == ("attribution[0] (community alpha: Google Cloud project alpah-hub) matched no cost in 2022-09; in "
@@ -122,7 +122,7 @@ def test_unattributed_cost_is_checked_against_the_amount_and_the_percent(loose, 
 ])
 def test_a_change_above_max_change_percent_either_way_is_a_finding(now, limit, found):
     cfg = config(RULES, {"max_change_percent": Decimal(str(limit)) if limit is not None else None,
-                         "max_unattributed": {"amount": None, "percent": None}})
+                         "min_change_amount": None, "max_unattributed": {"amount": None, "percent": None}})
     rows = [("alpha-hub", now)] + USUAL[1:]
     keys = [f.key for f in findings(cfg, rows, USUAL)]
     assert keys == (["cost-change:alpha"] if found else [])
@@ -130,6 +130,50 @@ def test_a_change_above_max_change_percent_either_way_is_a_finding(now, limit, f
         message = findings(cfg, rows, USUAL)[0].message
         assert message.startswith(f"community alpha's cloud cost changed by ")
         assert "100.00 USD in 2022-08" in message
+
+
+def test_a_change_smaller_than_min_change_amount_is_no_finding():
+    cfg = config(RULES, {"max_unattributed": {"amount": None, "percent": None}})  # default: 50%, 100.00
+    assert findings(cfg, [("alpha-hub", "199.99")] + USUAL[1:], USUAL) == ()
+    assert [f.key for f in findings(cfg, [("alpha-hub", "200.01")] + USUAL[1:], USUAL)] == ["cost-change:alpha"]
+    assert "(guards.max_change_percent is 50, min_change_amount 100)" in findings(
+        cfg, [("alpha-hub", "200.01")] + USUAL[1:], USUAL)[0].message
+
+
+def test_unattributed_cost_is_measured_by_size_so_opposite_amounts_do_not_hide_a_loss():
+    cfg = config(RULES)
+    rows = USUAL + [("alpah-hub", "1600"), ("stray-adjustment", "-1550")]
+    found = findings(cfg, rows, USUAL)
+    assert [f.key for f in found] == ["unattributed:USD"]
+    assert found[0].message.startswith("unattributed cost 3,150.00 USD, 50.00 USD after credits (")
+    assert "most of it: Google Cloud project alpah-hub 1,600.00 USD, Google Cloud project stray-adjustment " \
+           "1,550.00 USD" in found[0].message
+
+
+def test_unattributed_cost_covered_by_credits_still_counts_its_cost():
+    cfg = config(RULES)
+    built = [cost_row(account=r[0], cost=r[1], labels=r[2] if len(r) > 2 else ()) for r in USUAL]
+    built.append(cost_row(account="alpah-hub", cost="500", credits=[("PROMOTION", "-500")]))
+    attributed = attribution.attribute(built, cfg.attribution)
+    totals = [ReconciliationRow("gcp", "BA-1", "2022-09", "USD", Decimal(605), *([Decimal(0)] * 5))]
+    found = guards.check(cfg, SEPTEMBER, guards.figures(cfg, attributed, (), totals), None, attributed, ["alpha"])
+    assert [f.key for f in found] == ["unattributed:USD"]
+    assert found[0].message.startswith("unattributed cost 500.00 USD, 0.00 USD after credits (82.64% of")
+
+
+@pytest.mark.parametrize("rule, hint", [
+    ({"community": "beta", "match": {"gcp_project": "shared", "gcp_label": {"ns": "bta"}}}, "ns 'beta'"),
+    ({"community": "beta", "match": {"gcp_project": "sharde", "gcp_label": {"ns": "beta"}}}, "'shared'"),
+    ({"community": "beta", "match": {"gcp_project": "shared", "gcp_label": {"ns": "zzzzzz"}}}, None),
+])
+def test_the_spelling_hint_names_the_condition_no_unattributed_row_meets(rule, hint):
+    cfg = config([RULES[0], rule, RULES[2], RULES[3]])
+    found = findings(cfg, USUAL, USUAL, last_cfg=config(RULES))
+    unmatched = next(f for f in found if f.kind == "rule-unmatched")
+    if hint:
+        assert unmatched.message.endswith(f"; did you mean {hint}, whose cost is unattributed?")
+    else:
+        assert "did you mean" not in unmatched.message
 
 
 def test_a_community_not_under_contract_is_not_compared():
@@ -209,7 +253,7 @@ def test_a_typo_in_the_demo_stops_the_run_naming_the_rule_and_the_community(own_
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
     assert lines[0].startswith("Error: 3 finding(s) stop the run of 2022-09: nothing was written or recorded.")
-    assert lines[1].startswith("  unattributed:USD: unattributed cost 1,605.23 USD")
+    assert lines[1].startswith("  unattributed:USD: unattributed cost 1,792.49 USD, 1,605.23 USD after credits")
     assert lines[2] == ("  rule-unmatched:callysto: attribution[4] (community callysto: Google Cloud project "
                         "calysto-hub) matched no cost in 2022-09; in 2022-08 it matched 1,624.91 USD; last month's "
                         "rule was attribution[4] (community callysto: Google Cloud project callysto-hub); did you "

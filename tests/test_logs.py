@@ -57,8 +57,19 @@ def test_a_failure_in_json_is_an_error_record_then_a_failed_summary(own_demo):
 def test_a_usage_error_in_json_is_json_too(own_demo):
     result = billing("run", "--month", "2022-13", "--config", str(own_demo / "billing.yaml"), "--log-format", "json")
     assert result.exit_code == 2
+    error, summary = records(result.stderr)
+    assert error["severity"] == "ERROR" and error["message"].startswith("--month '2022-13' is neither YYYY-MM")
+    assert summary["message"] == ("billing run (no month): failed with exit code 2, nothing written; paid API "
+                                  "requests 0; bytes scanned 0 bytes")
+    both = billing("status", "-v", "-q", "--log-format", "json")
+    assert both.exit_code == 2 and records(both.stderr)[0]["message"] == "give -v or -q, not both"
+
+
+def test_quiet_json_still_gives_the_commands_report(own_demo):
+    result = billing("check-config", "--config", str(own_demo / "billing.yaml"), "-q", "--log-format", "json")
+    assert result.exit_code == 0
     (only,) = records(result.stderr)
-    assert only["severity"] == "ERROR" and only["message"].startswith("--month '2022-13' is neither YYYY-MM")
+    assert only["stage"] == "report" and only["message"].startswith("OK: ")
 
 
 @pytest.mark.parametrize("args", [["run", "--log-format", "json"], ["run", "--mnth", "2022-09", "--log-format=json"],

@@ -58,5 +58,5 @@ def test_the_readme_lists_every_command():
 
 def test_help_documents_the_exit_codes():
     output = " ".join(CliRunner().invoke(main, ["--help"]).output.split())
-    assert ("Exit codes: 0 done; 1 a data, reconciliation, guard or delivery problem (outputs and ledger are as "
-            "before; look, then run again); 2 a usage or config error.") in output
+    assert ("Exit codes: 0 done; 1 a data, reconciliation, guard or delivery problem (the error line says what to "
+            "do: run again later, fix the config or --allow, or billing deliver); 2 a usage or config error.") in output

@@ -12,7 +12,7 @@ from billing.cli import main
 from billing.errors import UsageError
 from billing.records import Month
 
-from conftest import ROOT
+from conftest import ROOT, said
 
 
 def billing(*args: str, env: dict | None = None):
@@ -90,7 +90,7 @@ def test_last_month_before_it_settles_is_provisional_and_cannot_be_finalized(own
     assert len(rows) == 8 and {r["status"] for r in rows} == {"provisional"}
     refused = billing("finalize", "--month", "last", "--today", "2022-10-03", "--config", config)
     assert refused.exit_code == 1
-    assert refused.stderr.splitlines()[0] == (
+    assert said(refused).splitlines()[0] == (
         "Error: billing finalize: 2022-09 is provisional (the cloud data for 2022-09 is still settling until "
         "2022-10-06 (settle_days 5, today 2022-10-03 UTC)); finalize refuses it: run the month again once its data is "
         "final")
@@ -104,12 +104,36 @@ def test_last_month_before_it_settles_is_provisional_and_cannot_be_finalized(own
     assert "Finalized 8 invoice(s) of September 2022." in final.stdout
 
 
+def test_force_never_bills_a_month_that_has_not_ended(own_demo):
+    result = billing("run", "--month", "2022-10", "--today", "2022-10-31", "--force", "--config",
+                     str(own_demo / "billing.yaml"))
+    assert result.exit_code == 2
+    assert said(result) == ("Error: --force cannot bill 2022-10 as final before it has ended (today is 2022-10-31, "
+                            "UTC); it only skips the settle days after the month\n")
+    assert not (own_demo / "out").exists()
+
+
+@pytest.mark.parametrize("given, why", [("2022-02-30", "is not a date of the calendar"),
+                                        ("0001-01-05", "is not between 2000 and 2999")])
+def test_a_today_out_of_the_calendar_or_of_range_is_a_usage_error(given, why):
+    result = billing("run", "--month", "last", "--today", given)
+    assert result.exit_code == 2 and said(result) == f"Error: --today (or BILLING_TODAY) {given!r} {why}\n"
+    assert billing("run", "--month", "9999-12", "--today", "2022-10-01").exit_code == 2
+
+
+def test_a_today_other_than_the_real_date_is_warned_about(own_demo):
+    result = billing("status", "--today", "2022-10-06", "--month", "last", "--config", str(own_demo / "billing.yaml"))
+    assert result.exit_code == 0
+    assert result.stderr.startswith("dates: warning: taking 2022-10-06 as today (--today or BILLING_TODAY), not the "
+                                    "real date ")
+
+
 def test_force_bills_an_unsettled_month_as_final_and_the_ledger_records_it(own_demo):
     config = str(own_demo / "billing.yaml")
     forced = billing("run", "--month", "2022-09", "--today", "2022-10-02", "--force", "--config", config)
     assert forced.exit_code == 0, forced.output
-    assert "warning: forced: billed as final on 2022-10-02 with --force: the cloud data for 2022-09 is still " \
-           "settling until 2022-10-06" in forced.stderr
+    assert f"warning: forced: billed as final on 2022-10-02 with --force by {ledger.who()}: the cloud data for " \
+           "2022-09 is still settling until 2022-10-06" in forced.stderr
     assert {r["status"] for r in register(own_demo / "out" / "2022-09")} == {"draft"}
     engine = ledger.open_ledger(ledger.ledger_url(""), "test")
     try:
@@ -117,14 +141,14 @@ def test_force_bills_an_unsettled_month_as_final_and_the_ledger_records_it(own_d
     finally:
         engine.dispose()
     assert [(e.command, e.change) for e in events] == [("billing run", "forced")]
-    assert "2022-10-02" in events[0].detail
+    assert "2022-10-02" in events[0].detail and f" by {ledger.who()}: " in events[0].detail
     assert billing("finalize", "--month", "2022-09", "--config", config).exit_code == 0
 
 
 def test_a_month_that_has_not_begun_is_refused_before_anything_is_written(own_demo):
     result = billing("run", "--month", "2022-11", "--today", "2022-10-20", "--config", str(own_demo / "billing.yaml"))
     assert result.exit_code == 2
-    assert result.stderr.splitlines()[0] == ("Error: 2022-11 has not begun (today is 2022-10-20, UTC); give a month "
+    assert said(result).splitlines()[0] == ("Error: 2022-11 has not begun (today is 2022-10-20, UTC); give a month "
                                               "that has, or --month last")
     assert not (own_demo / "out").exists()
 

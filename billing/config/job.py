@@ -29,8 +29,10 @@ class Guards(_Model):
     """Findings that stop a run (exit 1) unless accepted with ``--allow``; see ``billing.guards``.
 
     ``max_change_percent``: a community under contract whose cloud cost changed by more than this
-    since last month (``null``: never; a fall to zero is always a finding).
+    since last month (``null``: never; a fall to zero is always a finding), unless the change is
+    smaller than ``min_change_amount`` (in the sources' currency; ``null``: any change counts).
     """
 
     max_unattributed: MaxUnattributed = MaxUnattributed()
     max_change_percent: ChangePercent | None = Decimal(50)
+    min_change_amount: Money | None = Decimal(100)

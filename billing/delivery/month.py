@@ -15,7 +15,7 @@ from . import deliver
 
 
 def deliver_month(config: Config, month: Month, output: Path | None, summary: str, findings: Sequence[str],
-                  command: str) -> tuple[str, ...]:
+                  command: str, subject: str | None = None) -> tuple[str, ...]:
     """Deliver ``<output>/<YYYY-MM>/`` as the config's ``deliver`` section says; the lines of
     what each destination did. A failure (``DeliveryError``) leaves the outputs and the ledger's
     invoices as they are; ``billing deliver --month`` tries again."""
@@ -27,10 +27,11 @@ def deliver_month(config: Config, month: Month, output: Path | None, summary: st
             raise UsageError(f"{command}: {final} does not exist; run `billing run --month {month}` with the same "
                              "output folder (--output) first")
         try:
-            done = deliver(config.deliver, final, month, summary, findings, logs.get("deliver"))
+            done = deliver(config.deliver, final, month, summary, findings, logs.get("deliver"), subject)
         except BillingError as error:  # what the other destinations received, then what failed
             _record(config, month, [("delivered", note) for note in error.notes] + [("delivery-failed", error.message)],
                     command)
+            error.notes = ()  # each destination's line is logged already
             raise
     _record(config, month, [("delivered", line) for line in done.lines], command)
     return done.lines

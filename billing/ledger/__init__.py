@@ -11,7 +11,7 @@ once, each month's figures and events (for the guards), and listing what it hold
 from .adjustments import found_adjustments, open_adjustments, record_adjustments
 from .connect import head, ledger_url, open_existing, open_ledger, shown, upgrade
 from .drafts import Fingerprint, record_drafts
-from .figures import MonthEvent, events_of, figures_of, record_events, record_figures
+from .figures import MonthEvent, events_of, figures_of, record_events, record_figures, who
 from .finalize import Finalized, finalize, finalized, month_invoices, prepaid_used
 from .status import Document, status
 from .void import Voided, month_of, void
@@ -19,4 +19,4 @@ from .void import Voided, month_of, void
 __all__ = ["Document", "Finalized", "Fingerprint", "MonthEvent", "Voided", "events_of", "figures_of", "finalize",
            "finalized", "found_adjustments", "head", "ledger_url", "open_existing", "record_events", "record_figures",
            "month_invoices", "month_of", "open_adjustments", "open_ledger", "record_adjustments",
-           "prepaid_used", "record_drafts", "shown", "status", "upgrade", "void"]
+           "prepaid_used", "record_drafts", "shown", "status", "upgrade", "void", "who"]

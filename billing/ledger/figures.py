@@ -5,6 +5,9 @@ accepted, deliveries."""
 from __future__ import annotations
 
 import datetime as dt
+import getpass
+import os
+import socket
 from typing import NamedTuple, Sequence
 
 from sqlalchemy import Engine, delete, insert, select
@@ -20,6 +23,15 @@ class MonthEvent(NamedTuple):
     command: str
     change: str
     detail: str
+
+
+def who() -> str:
+    """``user@host``: who ran the command, for the events a person caused (--force, --allow)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a container's user without a name
+        user = f"uid {os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
 
 
 def _now() -> str:
