@@ -241,7 +241,8 @@ def run(month: str, today: str | None, config_path: Path, output: Path | None, r
 
 
 def _deliver_and_close(config, month: Month, output: Path | None, closing: summary.Summary,
-                       findings: Sequence[str], no_deliver: bool, command: str = "billing run") -> None:
+                       findings: Sequence[str], no_deliver: bool, command: str = "billing run",
+                       again: bool = False) -> None:
     """Deliver the month (unless told not to, or the config has no ``deliver``), then log the
     closing summary. A delivery failure leaves outputs and ledger as they are (exit 1)."""
     _job().closing = closing
@@ -249,7 +250,7 @@ def _deliver_and_close(config, month: Month, output: Path | None, closing: summa
         from .delivery.month import deliver_month
 
         done = deliver_month(config, month, output, closing.line(), findings, command,
-                             closing.subject())  # logs each destination
+                             closing.subject(), again)  # logs each destination
         closing = closing._replace(extra=f"delivered to {len(done)} destination(s)")
     logs.summary(closing.line(), ok=True, **closing.fields())
 
@@ -341,11 +342,13 @@ def finalize(month: str, today: str | None, communities: tuple[str, ...], config
 @month_options()
 @config_option
 @output_option
+@click.option("--again", is_flag=True, help="Send the email and webhook even if they announced these files before.")
 @logging_options
-def deliver(month: str, today: str | None, config_path: Path, output: Path | None) -> None:
+def deliver(month: str, today: str | None, config_path: Path, output: Path | None, again: bool) -> None:
     """Deliver a month's files again, as the config's deliver section says (buckets, email,
     webhook): after a delivery failed, or after the section changed. Bucket files that are
-    already there unchanged are not uploaded again.
+    already there unchanged are not uploaded again, and the email and webhook are not sent again
+    about the same files (unless --again).
 
     \b
     Examples:
@@ -358,7 +361,7 @@ def deliver(month: str, today: str | None, config_path: Path, output: Path | Non
     if config.deliver is None:
         raise ConfigError(f"{config_path} has no deliver section: nothing to deliver to")
     _deliver_and_close(config, parsed, output, recorded_summary(config, parsed, "billing deliver"), (), False,
-                       "billing deliver")
+                       "billing deliver", again)
 
 
 @main.command(epilog=EXIT_CODES)

@@ -679,11 +679,17 @@ def test_the_demo_month_is_delivered_to_both_buckets_by_email_and_webhook_and_re
         assert {n: i.data for n, i in bucket.read().items() if n != MANIFEST} == {
             p.name: p.read_bytes() for p in folder.iterdir()}
 
-    # Retrying delivers again: the buckets have every file already, the webhook gets its message.
+    # Retrying: the buckets have every file already, the email told finance of these files, the
+    # webhook did not: only it is sent.
     webhook.status, webhook.body = 200, b"ok"
-    posts = len(webhook.posts)
+    posts, mails = len(webhook.posts), len(smtp.received)
     again = billing("deliver", "--month", "2022-09")
     assert again.exit_code == 0, again.output
     assert again.stderr.count("2022-09/: all 16 files already there, unchanged") == 2
-    assert len(webhook.posts) == posts + 1
+    assert "deliver: email: not sent again: it announced these very files before" in again.stderr
+    assert (len(webhook.posts), len(smtp.received)) == (posts + 1, mails)
     assert "billing deliver 2022-09: 8 invoice(s)" in webhook.posts[-1].body["text"]
+    quiet = billing("deliver", "--month", "2022-09")  # nothing new to announce
+    assert quiet.exit_code == 0 and (len(webhook.posts), len(smtp.received)) == (posts + 1, mails)
+    loud = billing("deliver", "--month", "2022-09", "--again")
+    assert loud.exit_code == 0 and (len(webhook.posts), len(smtp.received)) == (posts + 2, mails + 1)

@@ -48,14 +48,16 @@ class Delivered(NamedTuple):
 
 
 def deliver(settings: Delivery, folder: Path, month: Month, summary: str, findings: Sequence[str] = (),
-            log: logging.Logger = logging.getLogger("billing.deliver"), subject: str | None = None) -> Delivered:
+            log: logging.Logger = logging.getLogger("billing.deliver"), subject: str | None = None,
+            skip: frozenset[str] = frozenset()) -> Delivered:
     """Deliver the files of ``folder`` (a month's output folder; its link is followed) to every
     destination of ``settings``.
 
     ``summary`` is the run's one-line summary (the email's subject is ``Billing <month>:
     <summary>`` unless ``subject`` is given); ``findings`` are the guards' findings, one line
     each. Raises ``UsageError`` when the folder is missing or empty, and ``DeliveryError`` naming
-    each destination that failed (its ``notes`` say what the others did).
+    each destination that failed (its ``notes`` say what the others did). ``skip`` names the
+    messages (``email``, ``webhook``) not to send again: they announced these very files before.
     """
     files = read_month(folder, month)
     log.info("delivering %d files of %s from %s", len(files), month, folder.resolve())
@@ -77,10 +79,14 @@ def deliver(settings: Delivery, folder: Path, month: Month, summary: str, findin
         outcome = attempt(deliver_to_bucket, url, files, month, log)
         first_bucket = first_bucket or outcome
     not_delivered = [failure.destination for failure in failures]
-    if settings.email is not None:
+    for kind in sorted(skip & {"email", "webhook"}):
+        if getattr(settings, kind) is not None:
+            log.info("%s: not sent again: it announced these very files before (billing deliver --again sends it)",
+                     kind)
+    if settings.email is not None and "email" not in skip:
         attempt(send_email, settings.email, month, summary, findings, files, log, bucket=first_bucket,
                 not_delivered=not_delivered, subject=subject)
-    if settings.webhook is not None:
+    if settings.webhook is not None and "webhook" not in skip:
         attempt(post_webhook, settings.webhook, month, summary, findings, log,
                 location=first_bucket.destination if first_bucket else None)
     if failures:

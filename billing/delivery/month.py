@@ -4,6 +4,7 @@ the ledger's events of the month."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Sequence
 
@@ -12,13 +13,19 @@ from ..config import Config
 from ..errors import BillingError, UsageError
 from ..records import Month
 from . import deliver
+from .manifest import manifest, read_month
 
 
 def deliver_month(config: Config, month: Month, output: Path | None, summary: str, findings: Sequence[str],
-                  command: str, subject: str | None = None) -> tuple[str, ...]:
+                  command: str, subject: str | None = None, again: bool = False) -> tuple[str, ...]:
     """Deliver ``<output>/<YYYY-MM>/`` as the config's ``deliver`` section says; the lines of
     what each destination did. A failure (``DeliveryError``) leaves the outputs and the ledger's
-    invoices as they are; ``billing deliver --month`` tries again."""
+    invoices as they are; ``billing deliver --month`` tries again.
+
+    Each event the ledger records starts with the digest of the month's manifest, so that a
+    retry (or a rerun that made the same files) does not email finance or post again about
+    files they were told of; ``again`` sends anyway. Buckets are always checked (they upload
+    only what they lack)."""
     assert config.deliver is not None
     final = (Path(output) if output is not None else config.output) / str(month)
     with atomic.locked(final, f"the outputs of {month}"):
@@ -26,15 +33,29 @@ def deliver_month(config: Config, month: Month, output: Path | None, summary: st
         if not final.is_dir():
             raise UsageError(f"{command}: {final} does not exist; run `billing run --month {month}` with the same "
                              "output folder (--output) first")
+        digest = hashlib.sha256(manifest(month, read_month(final, month))).hexdigest()[:16]
+        skip = frozenset() if again else _announced(config, month, digest, command)
         try:
-            done = deliver(config.deliver, final, month, summary, findings, logs.get("deliver"), subject)
+            done = deliver(config.deliver, final, month, summary, findings, logs.get("deliver"), subject, skip)
         except BillingError as error:  # what the other destinations received, then what failed
-            _record(config, month, [("delivered", note) for note in error.notes] + [("delivery-failed", error.message)],
-                    command)
+            _record(config, month, [("delivered", f"{digest} {note}") for note in error.notes]
+                    + [("delivery-failed", f"{digest} {error.message}")], command)
             error.notes = ()  # each destination's line is logged already
             raise
-    _record(config, month, [("delivered", line) for line in done.lines], command)
+    _record(config, month, [("delivered", f"{digest} {line}") for line in done.lines], command)
     return done.lines
+
+
+def _announced(config: Config, month: Month, digest: str, command: str) -> frozenset[str]:
+    """The messages (``email``, ``webhook``) already sent about the files whose manifest has ``digest``."""
+    engine = ledger.open_ledger(ledger.ledger_url(config.ledger.url), command)
+    try:
+        events = ledger.events_of(engine, month)
+    finally:
+        engine.dispose()
+    lines = [e.detail.removeprefix(digest + " ") for e in events
+             if e.change == "delivered" and e.detail.startswith(digest + " ")]
+    return frozenset(kind for kind in ("email", "webhook") if any(line.startswith(kind + " ") for line in lines))
 
 
 def _record(config: Config, month: Month, events: list[tuple[str, str]], command: str) -> None:
