@@ -12,7 +12,7 @@ import hashlib
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
 import click
 
@@ -132,8 +132,12 @@ class _Group(click.Group):
     line; with ``--log-format json`` asked for, click's usage errors are a JSON line too."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        ctx.meta.setdefault("billing.args", list(args))
-        return super().parse_args(ctx, args)
+        given = list(args)  # the parser consumes args
+        ctx.meta.setdefault("billing.args", given)
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as error:  # e.g. an option before the command's name
+            _usage_error(error, given, "billing")
 
     def invoke(self, ctx: click.Context):
         try:
@@ -141,11 +145,16 @@ class _Group(click.Group):
         except BillingError as error:
             _fail(error, f"billing {ctx.invoked_subcommand or ''}".strip())
         except click.UsageError as error:
-            if not _json_asked(ctx.meta.get("billing.args", [])):
-                raise
-            logs.setup(0, "json", f"billing {ctx.invoked_subcommand or ''}".strip())
-            logs.get("error").error(error.format_message(), extra={"fields": {"exit_code": error.exit_code}})
-            sys.exit(error.exit_code)
+            _usage_error(error, ctx.meta.get("billing.args", []), f"billing {ctx.invoked_subcommand or ''}".strip())
+
+
+def _usage_error(error: click.UsageError, args: Sequence[str], command: str) -> NoReturn:
+    """Click's own usage error: as click prints it, or as one JSON line when JSON logs are asked for."""
+    if not _json_asked(args):
+        raise error
+    logs.setup(0, "json", command)
+    logs.get("error").error(error.format_message(), extra={"fields": {"exit_code": error.exit_code}})
+    sys.exit(error.exit_code)
 
 
 def _json_asked(args: Sequence[str]) -> bool:

@@ -73,16 +73,18 @@ def test_quiet_json_still_gives_the_commands_report(own_demo):
 
 
 @pytest.mark.parametrize("args", [["run", "--log-format", "json"], ["run", "--mnth", "2022-09", "--log-format=json"],
+                                  ["--log-format", "json", "run", "--month", "2022-09"], ["nosuch", "--log-format=json"],
                                   ["finalize", "--month", "2022-09", "--community", "--log-format", "json"]])
 def test_clicks_own_usage_errors_are_json_when_json_is_asked_for(args):
     result = billing(*args)
     assert result.exit_code == 2
     (only,) = records(result.output)
     assert only["severity"] == "ERROR" and only["exit_code"] == 2
-    assert only["message"].startswith(("Missing option '--month'", "No such option '--mnth'",
-                                       "Got unexpected extra argument (json)"))
-    plain = billing(*[a for a in args if "json" not in a and a != "--log-format"])
-    assert plain.exit_code == 2 and "Error: " in plain.output and "{" not in plain.output
+    assert only["message"].startswith(("Missing option '--month'", "No such option '--mnth'", "No such option "
+                                       "'--log-format'", "No such command 'nosuch'", "Got unexpected extra argument"))
+    if args[0] != "--log-format":  # the same mistake without JSON asked for: click's own text
+        plain = billing(*[a for a in args if "json" not in a and a != "--log-format"])
+        assert plain.exit_code == 2 and "Error: " in plain.output and "{" not in plain.output
 
 
 def test_quiet_shows_warnings_and_the_summary_and_text_ends_with_it(own_demo):
