@@ -1,171 +1,29 @@
-"""The ``billing`` command: a thin skin over ``billing.run`` and ``billing.config``.
-
-Every ``BillingError`` becomes one line on stderr and its exit code here, and nowhere else:
-0 ok, 1 a data or reconciliation problem, 2 a usage or config error. The error's notes (what the
-run paid for before it failed) go to stdout first, as a successful run's notes do.
+"""The ``billing`` commands: a thin skin over ``billing.run``, ``billing.finalize`` and
+``billing.delivery``. What they share (options, the report, errors and exit codes, the closing
+summary) is ``billing.console``: every ``BillingError`` becomes one line and its exit code there,
+and nowhere else.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import os
 import sys
 from pathlib import Path
-from typing import Callable, NoReturn, Sequence
+from typing import Sequence
 
 import click
 
-from . import dates, guards, ledger, logs, summary
+from . import console, dates, guards, ledger, logs, summary
 from .adjustments import describe as describe_adjustment
-from .config import DEFAULT_CONFIG, load_config
-from .errors import EXIT_DATA, BillingError, ConfigError, GuardError, UsageError
+from .config import load_config
+from .errors import EXIT_DATA, ConfigError, GuardError, UsageError
 from .finalize import finalize_month, void_invoice
 from .money import format_amount, quantize
 from .records import Month
 from .run import check_month, recorded_summary, run_month
-from .summary import human_bytes
-
-CONTEXT = {"help_option_names": ["-h", "--help"]}
-EXIT_CODES = ("Exit codes: 0 done; 1 a data, reconciliation, guard or delivery problem (the error line says "
-              "what to do: run again later, fix the config or --allow, or billing deliver); 2 a usage or config "
-              "error.")
-
-config_option = click.option(
-    "--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
-    show_default=True, envvar="BILLING_CONFIG", help="Config file (or set BILLING_CONFIG).")
-output_option = click.option(
-    "--output", type=click.Path(path_type=Path), default=None,
-    help="Output folder (default: the config's output), as given to billing run.")
 
 
-def month_options(required: bool = True) -> Callable:
-    """``--month YYYY-MM|last`` and ``--today``, the clock every date rule reads."""
-    def decorate(function: Callable) -> Callable:
-        function = click.option("--today", metavar="YYYY-MM-DD", envvar="BILLING_TODAY", default=None,
-                                help="Take this date (UTC) as today, for --month last and the settle rule "
-                                     "(or set BILLING_TODAY); default: the real date.")(function)
-        return click.option("--month", required=required, metavar="YYYY-MM|last",
-                            help="Invoice month, e.g. 2022-09, or 'last': the month before today's (UTC).")(function)
-    return decorate
-
-
-def logging_options(function: Callable) -> Callable:
-    """``-v``, ``-q`` and ``--log-format`` on every command; sets up logging before it runs."""
-    @click.option("-v", "--verbose", is_flag=True, help="Also log debug lines.")
-    @click.option("-q", "--quiet", is_flag=True, help="Log only warnings, errors and the closing summary.")
-    @click.option("--log-format", type=click.Choice(logs.FORMATS), default="text", envvar="BILLING_LOG_FORMAT",
-                  show_default=True, help="text, or json: one JSON object per line on stderr, for Cloud Logging "
-                                          "or CloudWatch (or set BILLING_LOG_FORMAT).")
-    @functools.wraps(function)
-    def run(*args, verbose: bool, quiet: bool, log_format: str, **kwargs):
-        ctx = click.get_current_context()
-        logs.setup(1 if verbose else -1 if quiet else 0, log_format, " ".join(["billing", *ctx.command_path.split()[1:]]))
-        if verbose and quiet:
-            raise UsageError("give -v or -q, not both")
-        return function(*args, **kwargs)
-    return run
-
-
-class _Job:
-    """What the command is doing, for its closing summary (also when it fails)."""
-
-    def __init__(self) -> None:
-        self.month: Month | None = None
-        self.summary = False  # run, finalize and deliver end with one
-        self.closing: summary.Summary | None = None  # once the month's invoices are known
-
-    def start(self, month: Month) -> Month:
-        self.month = month
-        logs.set_month(month)
-        return month
-
-
-def _job(summary: bool = False) -> _Job:
-    """The command's job; ``summary``: it ends with a summary line, from now on also on failure."""
-    job = click.get_current_context().ensure_object(_Job)
-    job.summary = job.summary or summary
-    return job
-
-
-def _today(given: str | None):
-    """Today as --today or BILLING_TODAY say (warned about: a value left behind would bill one
-    month for ever), else the real date (UTC)."""
-    day, real = dates.today(given), dates.today()
-    if day != real:
-        logs.get("dates").warning("taking %s as today (--today or BILLING_TODAY), not the real date %s", day, real)
-    return day
-
-
-def say(line: str = "") -> None:
-    """A line of the command's report: stdout, or in JSON logs a record of its own."""
-    if logs.is_json():
-        logs.get("report").info(line, extra={"summary": True})  # the command's output: shown even with -q
-    else:
-        click.echo(line)
-
-
-def _fail(error: BillingError, command: str) -> None:
-    for note in error.notes:  # what was done and paid before the failure, reported like a run's notes
-        say(note)
-    if logs.is_json():
-        logs.get("error").error(error.message, extra={"fields": {"exit_code": error.exit_code,
-                                                                  "problems": list(error.problems)}})
-    else:
-        click.echo(f"Error: {error.message}", err=True)
-        for problem in error.problems:
-            click.echo(f"  {problem}", err=True)
-    job = click.get_current_context().find_object(_Job)
-    if job is not None and job.closing is not None:  # the month was billed; what came after failed
-        logs.summary(f"{job.closing.line()}; then failed with exit code {error.exit_code}", ok=False,
-                     exit_code=error.exit_code, error=error.message, **job.closing.fields())
-    elif job is not None and job.summary:
-        logs.summary(f"{command} {job.month or '(no month)'}: failed with exit code {error.exit_code}, nothing written; paid API "
-                     f"requests {error.paid_requests}; bytes scanned {human_bytes(error.bytes_scanned)}", ok=False,
-                     exit_code=error.exit_code, error=error.message, paid_api_requests=error.paid_requests,
-                     bytes_scanned=error.bytes_scanned)
-    sys.exit(error.exit_code)
-
-
-class _Group(click.Group):
-    """Turns click's own usage errors into exit 2 (its default) and every BillingError into one
-    line; with ``--log-format json`` asked for, click's usage errors are a JSON line too."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        given = list(args)  # the parser consumes args
-        ctx.meta.setdefault("billing.args", given)
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as error:  # e.g. an option before the command's name
-            _usage_error(error, given, "billing")
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except BillingError as error:
-            _fail(error, f"billing {ctx.invoked_subcommand or ''}".strip())
-        except click.UsageError as error:
-            _usage_error(error, ctx.meta.get("billing.args", []), f"billing {ctx.invoked_subcommand or ''}".strip())
-
-
-def _usage_error(error: click.UsageError, args: Sequence[str], command: str) -> NoReturn:
-    """Click's own usage error: as click prints it, or as one JSON line when JSON logs are asked for."""
-    if not _json_asked(args):
-        raise error
-    logs.setup(0, "json", command)
-    logs.get("error").error(error.format_message(), extra={"fields": {"exit_code": error.exit_code}})
-    sys.exit(error.exit_code)
-
-
-def _json_asked(args: Sequence[str]) -> bool:
-    """Whether the command line (or the environment) asks for JSON logs, before it is parsed."""
-    for at, arg in enumerate(args):
-        if arg == "--log-format=json" or (arg == "--log-format" and args[at + 1:at + 2] == ["json"]):
-            return True
-    return os.environ.get("BILLING_LOG_FORMAT") == "json" and "--log-format" not in " ".join(args)
-
-
-@click.group(cls=_Group, context_settings=CONTEXT, epilog=EXIT_CODES)
+@click.group(cls=console.Group, context_settings=console.CONTEXT, epilog=console.EXIT_CODES)
 @click.version_option(package_name="cloud-billing")
 @click.pass_context
 def main(ctx: click.Context) -> None:
@@ -173,12 +31,12 @@ def main(ctx: click.Context) -> None:
 
     Example: billing run --month last
     """
-    ctx.ensure_object(_Job)
+    ctx.ensure_object(console.Job)
 
 
-@main.command(epilog=EXIT_CODES)
-@month_options()
-@config_option
+@main.command(epilog=console.EXIT_CODES)
+@console.month_options()
+@console.config_option
 @click.option("--output", type=click.Path(path_type=Path), default=None,
               help="Output folder (default: the config's output). The month's files go in <output>/<YYYY-MM>/.")
 @click.option("--refresh", is_flag=True,
@@ -190,7 +48,7 @@ def main(ctx: click.Context) -> None:
               help="Accept a guard's finding (unattributed, rule-unmatched, cost-zero, cost-change; alone or as "
                    "e.g. cost-change:ciroh); repeat for several; recorded in the ledger.")
 @click.option("--no-deliver", is_flag=True, help="Do not deliver the month (billing deliver does it later).")
-@logging_options
+@console.logging_options
 def run(month: str, today: str | None, config_path: Path, output: Path | None, refresh: bool, force: bool,
         allow: tuple[str, ...], no_deliver: bool) -> None:
     """Bill one invoice month: PDF invoices and CSV files for finance, then deliver them.
@@ -205,8 +63,8 @@ def run(month: str, today: str | None, config_path: Path, output: Path | None, r
       billing run --month last --log-format json
       billing run --month 2022-09 --allow cost-change:ciroh
     """
-    job = _job(summary=True)
-    day = _today(today)
+    job = console.job(summary=True)
+    day = console.today(today)
     parsed = job.start(dates.month(month, day))
     config = load_config(config_path)
     done = run_month(config, parsed, output, refresh, config_sha256=_sha256(config_path), today=day, force=force,
@@ -222,26 +80,26 @@ def run(month: str, today: str | None, config_path: Path, output: Path | None, r
             for i in result.invoices]
     headers = ("Community", "Cloud costs", "Fees", "Discounts", "Tax", "Total", "")
     widths = [max(len(r[c]) for r in rows + [headers]) for c in range(len(headers))]
-    say(f"Invoices for {parsed.label}{' (provisional)' if result.provisional else ''}:")
+    console.say(f"Invoices for {parsed.label}{' (provisional)' if result.provisional else ''}:")
     for n, row in enumerate([headers] + rows):
         cells = [row[0].ljust(widths[0])] + [row[c].rjust(widths[c]) for c in range(1, 6)] + [row[6]]
-        say("  " + "  ".join(cells).rstrip())
+        console.say("  " + "  ".join(cells).rstrip())
         if n == 0:
-            say("  " + "  ".join("-" * w for w in widths[:6]))
+            console.say("  " + "  ".join("-" * w for w in widths[:6]))
     for currency, amount in sorted(result.unattributed().items()):
         shown = format_amount(amount, currency) if quantize(amount, currency) else f"{amount.normalize():f}"
-        say(f"Unattributed: {shown} {currency} (see unattributed.csv; write attribution rules for it)")
-    say(f"Reconciliation: {len(result.reconciliation)} billing account(s) balance to the cent.")
+        console.say(f"Unattributed: {shown} {currency} (see unattributed.csv; write attribution rules for it)")
+    console.say(f"Reconciliation: {len(result.reconciliation)} billing account(s) balance to the cent.")
     if result.late:
-        say(f"Late data for {parsed.label}'s finalized invoices, to be carried by each community's next draft:")
+        console.say(f"Late data for {parsed.label}'s finalized invoices, to be carried by each community's next draft:")
         for item in result.late:
             sign = "+" if item.amount > 0 else ""
-            say(f"  {item.community_id}: {describe_adjustment(item)}: {sign}{format_amount(item.amount, item.currency)} "
+            console.say(f"  {item.community_id}: {describe_adjustment(item)}: {sign}{format_amount(item.amount, item.currency)} "
                 f"{item.currency}")
-    say(f"Wrote {len(done.files)} files to {done.folder}")
+    console.say(f"Wrote {len(done.files)} files to {done.folder}")
     drafts = [i for i in result.invoices if i.status == "draft"]
     kept = [i.number for i in result.invoices if i.status != "draft"]
-    say(f"Recorded {len(drafts)} draft invoice(s) in the ledger {ledger.shown(ledger.ledger_url(config.ledger.url))}"
+    console.say(f"Recorded {len(drafts)} draft invoice(s) in the ledger {ledger.shown(ledger.ledger_url(config.ledger.url))}"
         + (f"; kept {len(kept)} final document(s) as they are ({', '.join(sorted(kept))})" if kept else ""))
     closing = summary.of_invoices("billing run", parsed, result.invoices, result.unattributed(),
                                   result.paid_requests, result.bytes_scanned)
@@ -254,7 +112,7 @@ def _deliver_and_close(config, month: Month, output: Path | None, closing: summa
                        again: bool = False) -> None:
     """Deliver the month (unless told not to, or the config has no ``deliver``), then log the
     closing summary. A delivery failure leaves outputs and ledger as they are (exit 1)."""
-    _job().closing = closing
+    console.job().closing = closing
     if config.deliver is not None and not no_deliver:
         from .delivery.month import deliver_month
 
@@ -268,10 +126,10 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@main.command("check-config", epilog=EXIT_CODES)
-@config_option
-@month_options(required=False)
-@logging_options
+@main.command("check-config", epilog=console.EXIT_CODES)
+@console.config_option
+@console.month_options(required=False)
+@console.logging_options
 def check_config(config_path: Path, month: str | None, today: str | None) -> None:
     """Validate a config file: print OK, or every problem with its place in the file.
 
@@ -290,11 +148,11 @@ def check_config(config_path: Path, month: str | None, today: str | None) -> Non
     if month is None:
         if never:
             raise ConfigError(f"{config_path}: {len(never)} attribution rule(s) can never match", problems=never)
-        say(f"OK: {config_path} ({len(config.communities)} communities, {len(config.sources)} sources, "
+        console.say(f"OK: {config_path} ({len(config.communities)} communities, {len(config.sources)} sources, "
             f"{len(config.attribution)} attribution rules)")
         return
-    day = _today(today)
-    parsed = _job().start(dates.month(month, day))
+    day = console.today(today)
+    parsed = console.job().start(dates.month(month, day))
     checked = check_month(config, parsed, day)
     for warning in checked.result.warnings:
         logs.get("check").warning(warning)
@@ -303,21 +161,21 @@ def check_config(config_path: Path, month: str | None, today: str | None) -> Non
     problems = tuple(f"{f.key}: {f.message}" for f in checked.findings) + checked.never
     compared = "" if checked.compared else f"; the ledger has no record of {parsed.previous}, so changes since then were not checked"
     if not problems:
-        say(f"OK: {config_path} on {parsed}'s data: no guard finding, every rule can match{compared}")
+        console.say(f"OK: {config_path} on {parsed}'s data: no guard finding, every rule can match{compared}")
         return
     error = ConfigError if checked.never else GuardError  # a rule that can never match is the config's fault
     raise error(f"{config_path} on {parsed}'s data: {len(checked.findings)} guard finding(s), {len(checked.never)} "
                 f"rule(s) that can never match (nothing was written){compared}", problems=problems)
 
 
-@main.command(epilog=EXIT_CODES)
-@month_options()
+@main.command(epilog=console.EXIT_CODES)
+@console.month_options()
 @click.option("--community", "communities", multiple=True, metavar="ID",
               help="Only this community's invoice (repeat for several); default: every draft of the month.")
-@config_option
-@output_option
+@console.config_option
+@console.output_option
 @click.option("--no-deliver", is_flag=True, help="Do not deliver the month (billing deliver does it later).")
-@logging_options
+@console.logging_options
 def finalize(month: str, today: str | None, communities: tuple[str, ...], config_path: Path, output: Path | None,
              no_deliver: bool) -> None:
     """Give a month's draft invoices their final numbers and final PDFs (no DRAFT mark).
@@ -331,28 +189,28 @@ def finalize(month: str, today: str | None, communities: tuple[str, ...], config
       billing finalize --month 2022-09
       billing finalize --month last --community ciroh
     """
-    job = _job(summary=True)
-    parsed = job.start(dates.month(month, _today(today)))
+    job = console.job(summary=True)
+    parsed = job.start(dates.month(month, console.today(today)))
     config = load_config(config_path)
     done = finalize_month(config, parsed, list(communities) or None, output)
     for item in done:
         invoice = item.invoice
         state = "finalized" if item.newly else "already finalized, unchanged"
-        say(f"{invoice.number}  {invoice.community_name}  {format_amount(invoice.total, invoice.currency)} "
+        console.say(f"{invoice.number}  {invoice.community_name}  {format_amount(invoice.total, invoice.currency)} "
             f"{invoice.currency}  {state}")
     newly = sum(item.newly for item in done)
-    say(f"Finalized {newly} invoice(s) of {parsed.label}"
+    console.say(f"Finalized {newly} invoice(s) of {parsed.label}"
         + (f"; {len(done) - newly} were final already" if len(done) > newly else "") + ".")
     closing = recorded_summary(config, parsed, "billing finalize")
     _deliver_and_close(config, parsed, output, closing, (), no_deliver, "billing finalize")
 
 
-@main.command(epilog=EXIT_CODES)
-@month_options()
-@config_option
-@output_option
+@main.command(epilog=console.EXIT_CODES)
+@console.month_options()
+@console.config_option
+@console.output_option
 @click.option("--again", is_flag=True, help="Send the email and webhook even if they announced these files before.")
-@logging_options
+@console.logging_options
 def deliver(month: str, today: str | None, config_path: Path, output: Path | None, again: bool) -> None:
     """Deliver a month's files again, as the config's deliver section says (buckets, email,
     webhook): after a delivery failed, or after the section changed. Bucket files that are
@@ -364,8 +222,8 @@ def deliver(month: str, today: str | None, config_path: Path, output: Path | Non
       billing deliver --month 2022-09
       billing deliver --month last --log-format json
     """
-    job = _job(summary=True)
-    parsed = job.start(dates.month(month, _today(today)))
+    job = console.job(summary=True)
+    parsed = job.start(dates.month(month, console.today(today)))
     config = load_config(config_path)
     if config.deliver is None:
         raise ConfigError(f"{config_path} has no deliver section: nothing to deliver to")
@@ -373,12 +231,12 @@ def deliver(month: str, today: str | None, config_path: Path, output: Path | Non
                        "billing deliver", again)
 
 
-@main.command(epilog=EXIT_CODES)
+@main.command(epilog=console.EXIT_CODES)
 @click.argument("number")
 @click.option("--reason", required=True, help="Why it is voided; printed on the credit note.")
-@config_option
-@output_option
-@logging_options
+@console.config_option
+@console.output_option
+@console.logging_options
 def void(number: str, reason: str, config_path: Path, output: Path | None) -> None:
     """Void a finalized invoice: a credit note with the next number cancels it.
 
@@ -390,15 +248,15 @@ def void(number: str, reason: str, config_path: Path, output: Path | None) -> No
     config = load_config(config_path)
     done = void_invoice(config, number, reason, output)
     note = done.credit_note
-    say(f"Voided {done.invoice.number} ({done.invoice.community_name}, {done.invoice.month.label}); credit note "
+    console.say(f"Voided {done.invoice.number} ({done.invoice.community_name}, {done.invoice.month.label}); credit note "
         f"{note.number} for {format_amount(note.total, note.currency)} {note.currency} cancels it.")
-    say(f"Run `billing run --month {done.invoice.month}` to draft {done.invoice.community_name}'s invoice again.")
+    console.say(f"Run `billing run --month {done.invoice.month}` to draft {done.invoice.community_name}'s invoice again.")
 
 
-@main.command(epilog=EXIT_CODES)
-@month_options(required=False)
-@config_option
-@logging_options
+@main.command(epilog=console.EXIT_CODES)
+@console.month_options(required=False)
+@console.config_option
+@console.logging_options
 def status(month: str | None, today: str | None, config_path: Path) -> None:
     """List the invoices the ledger holds: month, community, kind, status, number and total.
 
@@ -407,7 +265,7 @@ def status(month: str | None, today: str | None, config_path: Path) -> None:
       billing status
       billing status --month last
     """
-    wanted = str(dates.month(month, _today(today))) if month else None
+    wanted = str(dates.month(month, console.today(today))) if month else None
     config = load_config(config_path)
     engine = ledger.open_ledger(ledger.ledger_url(config.ledger.url), "billing status")
     try:
@@ -415,7 +273,7 @@ def status(month: str | None, today: str | None, config_path: Path) -> None:
     finally:
         engine.dispose()
     if not documents:
-        say(f"The ledger holds no invoice{' for ' + wanted if wanted else ''} yet "
+        console.say(f"The ledger holds no invoice{' for ' + wanted if wanted else ''} yet "
             "(billing run --month YYYY-MM records a month's drafts).")
         return
     rows = [(d.month, d.community_id, d.kind.replace("_", " "), d.status + (" (provisional)" if d.provisional else ""),
@@ -423,7 +281,7 @@ def status(month: str | None, today: str | None, config_path: Path) -> None:
     headers = ("Month", "Community", "Kind", "Status", "Number", "Total", "")
     widths = [max(len(r[c]) for r in rows + [headers]) for c in range(len(headers))]
     for row in [headers] + rows:
-        say("  ".join(cell.rjust(w) if c == 5 else cell.ljust(w)
+        console.say("  ".join(cell.rjust(w) if c == 5 else cell.ljust(w)
                       for c, (cell, w) in enumerate(zip(row, widths))).rstrip())
 
 
@@ -432,9 +290,9 @@ def ledger_group() -> None:
     """The ledger database: what was invoiced (SQLite by default, PostgreSQL when deployed)."""
 
 
-@ledger_group.command("upgrade", epilog=EXIT_CODES)
-@config_option
-@logging_options
+@ledger_group.command("upgrade", epilog=console.EXIT_CODES)
+@console.config_option
+@console.logging_options
 def ledger_upgrade(config_path: Path) -> None:
     """Bring the ledger's schema up to this version of billing (a new ledger is created).
 
@@ -444,9 +302,9 @@ def ledger_upgrade(config_path: Path) -> None:
     url = ledger.ledger_url(config.ledger.url)
     before, after = ledger.upgrade(url)
     if before == after:
-        say(f"The ledger {ledger.shown(url)} is at schema revision {after}, this version's; nothing to do.")
+        console.say(f"The ledger {ledger.shown(url)} is at schema revision {after}, this version's; nothing to do.")
     else:
-        say(f"The ledger {ledger.shown(url)} is now at schema revision {after} (was {before or 'empty'}).")
+        console.say(f"The ledger {ledger.shown(url)} is now at schema revision {after} (was {before or 'empty'}).")
 
 
 @main.group()
@@ -454,9 +312,9 @@ def aws() -> None:
     """AWS helpers."""
 
 
-@aws.command("check-tags", epilog=EXIT_CODES)
-@config_option
-@logging_options
+@aws.command("check-tags", epilog=console.EXIT_CODES)
+@console.config_option
+@console.logging_options
 def check_tags(config_path: Path) -> None:
     """Say whether each cost allocation tag the AWS sources group by is active.
 
@@ -475,18 +333,18 @@ def check_tags(config_path: Path) -> None:
     for source in sources:
         keys = sorted({g.key for g in source.group_by if g.type == "TAG"} | set(config.label_keys("aws")))
         if not keys:
-            say(f"{source.id}: groups by no tag; nothing to check")
+            console.say(f"{source.id}: groups by no tag; nothing to check")
             continue
         for key, status in tag_status(source, keys).items():
             if status == "Active":
-                say(f"{source.id}: {key}: active")
+                console.say(f"{source.id}: {key}: active")
                 continue
             inactive += 1
             if status is None:
-                say(f"{source.id}: {key}: not found; no resource in payer {source.payer_account} has "
+                console.say(f"{source.id}: {key}: not found; no resource in payer {source.payer_account} has "
                            "carried this tag yet, or its spelling differs (tag keys are case-sensitive)")
             else:
-                say(f"{source.id}: {key}: {status.lower()}; activate it in the Billing console (Cost "
+                console.say(f"{source.id}: {key}: {status.lower()}; activate it in the Billing console (Cost "
                            "allocation tags) or with `aws ce update-cost-allocation-tags-status "
                            f"--cost-allocation-tags-status TagKey={key},Status=Active`; cost is grouped by it "
                            "from activation on (allow 24 hours)")
