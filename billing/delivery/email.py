@@ -20,7 +20,7 @@ from typing import Sequence
 from ..config.delivery import Email
 from ..records import Month
 from .manifest import MonthFile
-from .outcome import Failed, Outcome, one_line
+from .outcome import Failed, Outcome, one_line, tls_failure
 
 ATTACHED = "invoice-register.csv"
 
@@ -111,10 +111,9 @@ def _reply(error: smtplib.SMTPResponseException) -> str:
 
 
 def _explain(error: Exception, step: str, username: str | None, timeout: int, log: logging.Logger) -> str:
-    if isinstance(error, ssl.SSLCertVerificationError):
-        return f"TLS failed: the server's certificate is not trusted ({one_line(error.verify_message, 100)})"
-    if isinstance(error, ssl.SSLError):
-        return f"TLS failed ({one_line(error.reason or error, 100)})"
+    tls = tls_failure(error)
+    if tls:
+        return tls
     if isinstance(error, smtplib.SMTPAuthenticationError):
         return f"login refused for {username} ({_reply(error)})"
     if isinstance(error, smtplib.SMTPNotSupportedError):

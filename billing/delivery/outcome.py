@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import NamedTuple
 
 
@@ -40,3 +41,12 @@ def one_line(text: object, limit: int = 300) -> str:
     """``text`` on one line, whitespace collapsed, cut at ``limit`` characters."""
     words = " ".join(str(text).split())
     return words if len(words) <= limit else words[:limit - 1] + "…"
+
+
+def tls_failure(error: object) -> str | None:
+    """The one line for a TLS failure (an untrusted certificate, a handshake refused), else ``None``."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"TLS failed: the server's certificate is not trusted ({one_line(error.verify_message, 100)})"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS failed ({one_line(error.reason or error, 100)})"
+    return None

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import re
-import ssl
 import urllib.error
 import urllib.request
 from typing import Sequence
@@ -20,7 +19,7 @@ from urllib.parse import urlsplit
 
 from ..config.delivery import Webhook, webhook_url_problem
 from ..records import Month
-from .outcome import Failed, Outcome, one_line
+from .outcome import Failed, Outcome, one_line, tls_failure
 
 TIMEOUT_SECONDS = 30
 
@@ -97,10 +96,9 @@ def _error_code(error: urllib.error.HTTPError) -> str:
 def _unreachable(reason: object) -> str:
     if isinstance(reason, TimeoutError):
         return f"no answer within {TIMEOUT_SECONDS} s"
-    if isinstance(reason, ssl.SSLCertVerificationError):
-        return f"TLS failed: the server's certificate is not trusted ({one_line(reason.verify_message, 100)})"
-    if isinstance(reason, ssl.SSLError):
-        return f"TLS failed ({one_line(reason.reason, 100)})"
+    tls = tls_failure(reason)
+    if tls:
+        return tls
     if isinstance(reason, ConnectionRefusedError):
         return "cannot connect (connection refused)"
     if isinstance(reason, OSError) and reason.strerror:
