@@ -67,10 +67,24 @@ def run(month: str, today: str | None, config_path: Path, output: Path | None, r
     day = console.today(today)
     parsed = job.start(dates.month(month, day))
     config = load_config(config_path)
-    done = run_month(config, parsed, output, refresh, config_sha256=_sha256(config_path), today=day, force=force,
-                     allow=allow)
-    result = done.result
+    closing: list[summary.Summary] = []
 
+    def report_and_deliver(done) -> None:  # under the month's lock: nothing replaces the folder meanwhile
+        result = done.result
+        _report_run(config, parsed, done)
+        billed = summary.of_invoices("billing run", parsed, result.invoices, result.unattributed(),
+                                     result.paid_requests, result.bytes_scanned)
+        closing.append(_deliver(config, parsed, output, billed, [f"{f.key} (allowed): {f.message}"
+                                                                  for f in result.findings], no_deliver))
+
+    run_month(config, parsed, output, refresh, config_sha256=_sha256(config_path), today=day, force=force,
+              allow=allow, then=report_and_deliver)
+    logs.summary(closing[0].line(), ok=True, **closing[0].fields())
+
+
+def _report_run(config, month: Month, done) -> None:
+    """What a run did: its warnings and notes in the log, the invoices on stdout."""
+    result = done.result
     for warning in result.warnings:
         logs.get("run").warning(warning)
     for note in result.notes:
@@ -80,7 +94,7 @@ def run(month: str, today: str | None, config_path: Path, output: Path | None, r
             for i in result.invoices]
     headers = ("Community", "Cloud costs", "Fees", "Discounts", "Tax", "Total", "")
     widths = [max(len(r[c]) for r in rows + [headers]) for c in range(len(headers))]
-    console.say(f"Invoices for {parsed.label}{' (provisional)' if result.provisional else ''}:")
+    console.say(f"Invoices for {month.label}{' (provisional)' if result.provisional else ''}:")
     for n, row in enumerate([headers] + rows):
         cells = [row[0].ljust(widths[0])] + [row[c].rjust(widths[c]) for c in range(1, 6)] + [row[6]]
         console.say("  " + "  ".join(cells).rstrip())
@@ -91,35 +105,33 @@ def run(month: str, today: str | None, config_path: Path, output: Path | None, r
         console.say(f"Unattributed: {shown} {currency} (see unattributed.csv; write attribution rules for it)")
     console.say(f"Reconciliation: {len(result.reconciliation)} billing account(s) balance to the cent.")
     if result.late:
-        console.say(f"Late data for {parsed.label}'s finalized invoices, to be carried by each community's next draft:")
+        console.say(f"Late data for {month.label}'s finalized invoices, to be carried by each community's next draft:")
         for item in result.late:
             sign = "+" if item.amount > 0 else ""
-            console.say(f"  {item.community_id}: {describe_adjustment(item)}: {sign}{format_amount(item.amount, item.currency)} "
-                f"{item.currency}")
+            console.say(f"  {item.community_id}: {describe_adjustment(item)}: "
+                        f"{sign}{format_amount(item.amount, item.currency)} {item.currency}")
     console.say(f"Wrote {len(done.files)} files to {done.folder}")
     drafts = [i for i in result.invoices if i.status == "draft"]
     kept = [i.number for i in result.invoices if i.status != "draft"]
-    console.say(f"Recorded {len(drafts)} draft invoice(s) in the ledger {ledger.shown(ledger.ledger_url(config.ledger.url))}"
-        + (f"; kept {len(kept)} final document(s) as they are ({', '.join(sorted(kept))})" if kept else ""))
-    closing = summary.of_invoices("billing run", parsed, result.invoices, result.unattributed(),
-                                  result.paid_requests, result.bytes_scanned)
-    _deliver_and_close(config, parsed, output, closing, [f"{f.key} (allowed): {f.message}" for f in result.findings],
-                       no_deliver)
+    console.say(f"Recorded {len(drafts)} draft invoice(s) in the ledger "
+                f"{ledger.shown(ledger.ledger_url(config.ledger.url))}"
+                + (f"; kept {len(kept)} final document(s) as they are ({', '.join(sorted(kept))})" if kept else ""))
 
 
-def _deliver_and_close(config, month: Month, output: Path | None, closing: summary.Summary,
-                       findings: Sequence[str], no_deliver: bool, command: str = "billing run",
-                       again: bool = False) -> None:
-    """Deliver the month (unless told not to, or the config has no ``deliver``), then log the
-    closing summary. A delivery failure leaves outputs and ledger as they are (exit 1)."""
+def _deliver(config, month: Month, output: Path | None, closing: summary.Summary, findings: Sequence[str],
+             no_deliver: bool, command: str = "billing run", again: bool = False,
+             locked: bool = True) -> summary.Summary:
+    """Deliver the month (unless told not to, or the config has no ``deliver``); the closing
+    summary, saying so. ``locked``: called under the month's lock (after a run or finalize). A
+    delivery failure leaves outputs and ledger as they are (exit 1)."""
     console.job().closing = closing
-    if config.deliver is not None and not no_deliver:
-        from .delivery.month import deliver_month
+    if config.deliver is None or no_deliver:
+        return closing
+    from .delivery.month import deliver_month
 
-        done = deliver_month(config, month, output, closing.line(), findings, command,
-                             closing.subject(), again)  # logs each destination
-        closing = closing._replace(extra=f"delivered to {len(done)} destination(s)")
-    logs.summary(closing.line(), ok=True, **closing.fields())
+    done = deliver_month(config, month, output, closing.line(), findings, command, closing.subject(), again,
+                         locked)  # logs each destination
+    return closing._replace(extra=f"delivered to {len(done)} destination(s)")
 
 
 def _sha256(path: Path) -> str:
@@ -192,17 +204,22 @@ def finalize(month: str, today: str | None, communities: tuple[str, ...], config
     job = console.job(summary=True)
     parsed = job.start(dates.month(month, console.today(today)))
     config = load_config(config_path)
-    done = finalize_month(config, parsed, list(communities) or None, output)
-    for item in done:
-        invoice = item.invoice
-        state = "finalized" if item.newly else "already finalized, unchanged"
-        console.say(f"{invoice.number}  {invoice.community_name}  {format_amount(invoice.total, invoice.currency)} "
-            f"{invoice.currency}  {state}")
-    newly = sum(item.newly for item in done)
-    console.say(f"Finalized {newly} invoice(s) of {parsed.label}"
-        + (f"; {len(done) - newly} were final already" if len(done) > newly else "") + ".")
-    closing = recorded_summary(config, parsed, "billing finalize")
-    _deliver_and_close(config, parsed, output, closing, (), no_deliver, "billing finalize")
+    closing: list[summary.Summary] = []
+
+    def report_and_deliver(done) -> None:  # under the month's lock: nothing replaces the folder meanwhile
+        for item in done:
+            invoice = item.invoice
+            state = "finalized" if item.newly else "already finalized, unchanged"
+            console.say(f"{invoice.number}  {invoice.community_name}  "
+                        f"{format_amount(invoice.total, invoice.currency)} {invoice.currency}  {state}")
+        newly = sum(item.newly for item in done)
+        console.say(f"Finalized {newly} invoice(s) of {parsed.label}"
+                    + (f"; {len(done) - newly} were final already" if len(done) > newly else "") + ".")
+        closing.append(_deliver(config, parsed, output, recorded_summary(config, parsed, "billing finalize"), (),
+                                no_deliver, "billing finalize"))
+
+    finalize_month(config, parsed, list(communities) or None, output, then=report_and_deliver)
+    logs.summary(closing[0].line(), ok=True, **closing[0].fields())
 
 
 @main.command(epilog=console.EXIT_CODES)
@@ -227,8 +244,9 @@ def deliver(month: str, today: str | None, config_path: Path, output: Path | Non
     config = load_config(config_path)
     if config.deliver is None:
         raise ConfigError(f"{config_path} has no deliver section: nothing to deliver to")
-    _deliver_and_close(config, parsed, output, recorded_summary(config, parsed, "billing deliver"), (), False,
-                       "billing deliver", again)
+    closing = _deliver(config, parsed, output, recorded_summary(config, parsed, "billing deliver"), (), False,
+                       "billing deliver", again, locked=False)
+    logs.summary(closing.line(), ok=True, **closing.fields())
 
 
 @main.command(epilog=console.EXIT_CODES)

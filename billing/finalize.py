@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 from functools import partial
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from sqlalchemy import Engine
 
@@ -30,13 +30,17 @@ REWRITTEN = ("invoice-register.csv", "invoice-lines.csv", "adjustments.csv")
 
 
 def finalize_month(config: Config, month: Month, communities: Sequence[str] | None = None,
-                   output: Path | None = None, command: str = "billing finalize") -> tuple[ledger.Finalized, ...]:
-    """Finalize ``month``'s drafts (of ``communities``, or all) and write its folder to match."""
+                   output: Path | None = None, command: str = "billing finalize",
+                   then: Callable[[tuple[ledger.Finalized, ...]], None] | None = None) -> tuple[ledger.Finalized, ...]:
+    """Finalize ``month``'s drafts (of ``communities``, or all) and write its folder to match;
+    ``then`` is called with what was finalized while the month's lock is still held (delivery)."""
     with locked_month(config, month, output, command, existing=True) as (engine, final):
         with atomic.writing(final) as version:
             done = ledger.finalize(engine, month, communities, partial(final_number, config),
                                    partial(_render_final, version, config), command)
             _write_month(version, final, config, engine, month)
+        if then is not None:
+            then(done)
     return done
 
 

@@ -269,7 +269,8 @@ def locked_month(config: Config, month: Month, output: Path | None, command: str
 
 def run_month(config: Config, month: Month, output: Path | None = None, refresh: bool = False,
               config_sha256: str = "", command: str = "billing run", today: dt.date | None = None,
-              force: bool = False, allow: Sequence[str] = ()) -> RunResult:
+              force: bool = False, allow: Sequence[str] = (),
+              then: Callable[[RunResult], None] | None = None) -> RunResult:
     """Compute ``month``, check it with the guards, record its drafts in the ledger, and replace
     ``<output>/<YYYY-MM>/`` with its outputs, whole.
 
@@ -277,6 +278,8 @@ def run_month(config: Config, month: Month, output: Path | None = None, refresh:
     (``dates.unsettled``): before, its invoices are provisional, unless ``force`` bills it as
     final with a warning recorded in the ledger. A guard's finding (``billing.guards``) stops the
     run before anything is written or recorded, unless ``allow`` accepts it (recorded too).
+    ``then`` is called with the published result while the month's lock is still held (delivery:
+    no other run can replace the folder while it is read).
 
     The month's lock is held from before collecting to after publishing, so two runs of one
     month (in two shells, or two containers sharing the folder) never interleave: the second
@@ -337,7 +340,10 @@ def run_month(config: Config, month: Month, output: Path | None = None, refresh:
             error.paid_requests += result.paid_requests
             error.bytes_scanned += result.bytes_scanned
             raise
-    return RunResult(result, final, tuple(final / name for name in names))
+        done = RunResult(result, final, tuple(final / name for name in names))
+        if then is not None:
+            then(done)
+    return done
 
 
 def _guard(config: Config, month: Month, computed: MonthResult, figures: Sequence, last: Sequence | None,

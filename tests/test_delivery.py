@@ -693,3 +693,35 @@ def test_the_demo_month_is_delivered_to_both_buckets_by_email_and_webhook_and_re
     assert quiet.exit_code == 0 and (len(webhook.posts), len(smtp.received)) == (posts + 1, mails)
     loud = billing("deliver", "--month", "2022-09", "--again")
     assert loud.exit_code == 0 and (len(webhook.posts), len(smtp.received)) == (posts + 2, mails + 1)
+
+
+def test_a_run_and_a_finalize_deliver_under_the_months_lock_and_billing_deliver_takes_it(webhook, own_demo,
+                                                                                       monkeypatch):
+    """No other run can replace the month's folder between publishing it and delivering it."""
+    from click.testing import CliRunner
+
+    import billing.delivery.month as month_delivery
+    from billing.cli import main
+    from billing.errors import Busy
+
+    config = own_demo / "billing.yaml"
+    config.write_text(config.read_text() + "deliver:\n  webhook: {url_env: BILLING_WEBHOOK_URL}\n")
+    final = own_demo / "out" / "2022-09"
+    seen = []
+    real = month_delivery.deliver
+
+    def deliver_and_try_the_lock(*args, **kwargs):
+        try:
+            with atomic.locked(final, "the outputs of 2022-09"):
+                seen.append("free")
+        except Busy:
+            seen.append("held")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(month_delivery, "deliver", deliver_and_try_the_lock)
+    for command in (["run"], ["finalize"]):
+        result = CliRunner().invoke(main, [*command, "--month", "2022-09", "--config", str(config)])
+        assert result.exit_code == 0, result.output
+    assert seen == ["held", "held"] and len(webhook.posts) == 2
+    assert CliRunner().invoke(main, ["deliver", "--month", "2022-09", "--again", "--config", str(config)]).exit_code == 0
+    assert seen == ["held", "held", "held"] and len(webhook.posts) == 3

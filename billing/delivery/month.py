@@ -4,6 +4,7 @@ the ledger's events of the month."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from pathlib import Path
 from typing import Sequence
@@ -17,7 +18,8 @@ from .manifest import manifest, read_month
 
 
 def deliver_month(config: Config, month: Month, output: Path | None, summary: str, findings: Sequence[str],
-                  command: str, subject: str | None = None, again: bool = False) -> tuple[str, ...]:
+                  command: str, subject: str | None = None, again: bool = False,
+                  locked: bool = False) -> tuple[str, ...]:
     """Deliver ``<output>/<YYYY-MM>/`` as the config's ``deliver`` section says; the lines of
     what each destination did. A failure (``DeliveryError``) leaves the outputs and the ledger's
     invoices as they are; ``billing deliver --month`` tries again.
@@ -25,11 +27,13 @@ def deliver_month(config: Config, month: Month, output: Path | None, summary: st
     Each event the ledger records starts with the digest of the month's manifest, so that a
     retry (or a rerun that made the same files) does not email finance or post again about
     files they were told of; ``again`` sends anyway. Buckets are always checked (they upload
-    only what they lack)."""
+    only what they lack). ``locked``: the caller holds the month's lock already (a run or
+    finalize delivering what it just published)."""
     assert config.deliver is not None
     final = (Path(output) if output is not None else config.output) / str(month)
-    with atomic.locked(final, f"the outputs of {month}"):
-        atomic.recover(final)
+    with contextlib.nullcontext() if locked else atomic.locked(final, f"the outputs of {month}"):
+        if not locked:
+            atomic.recover(final)
         if not final.is_dir():
             raise UsageError(f"{command}: {final} does not exist; run `billing run --month {month}` with the same "
                              "output folder (--output) first")
