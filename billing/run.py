@@ -27,7 +27,7 @@ from .errors import BillingError, ConfigError, DataError, GuardError, OutputErro
 from .metrics import Metrics
 from .money import MINOR_UNITS, ZERO
 from .pricing import price_invoice
-from .records import PROVIDER_NAMES, PROVISIONAL, Attributed, Invoice, Month, ReconciliationRow
+from .records import PROVIDER_NAMES, PROVISIONAL, Attributed, Figure, Invoice, Month, ReconciliationRow
 from .render import csv_files
 from .render.pdf import write_pdfs
 
@@ -306,8 +306,8 @@ def run_month(config: Config, month: Month, output: Path | None = None, refresh:
             carried.setdefault(adjustment.community_id, []).append(adjustment)
         computed = compute_month(config, month, refresh, carried, ledger.prepaid_used(engine), unsettled)
         try:
-            figures = guards.figures(config, computed.attributed, computed.shares, computed.reconciliation)
-            accepted, unused = _guard(config, month, computed, figures, ledger.figures_of(engine, month.previous), allow)
+            figures, findings = _findings(config, month, computed, ledger.figures_of(engine, month.previous))
+            accepted, unused = _guard(month, findings, allow)
         except BillingError as error:
             error.notes = computed.notes + error.notes
             error.paid_requests += computed.paid_requests
@@ -346,14 +346,21 @@ def run_month(config: Config, month: Month, output: Path | None = None, refresh:
     return done
 
 
-def _guard(config: Config, month: Month, computed: MonthResult, figures: Sequence, last: Sequence | None,
-           allow: Sequence[str]) -> tuple[tuple[guards.Finding, ...], tuple[str, ...]]:
-    """Check ``computed`` with the guards; raise ``GuardError`` for any finding not allowed."""
+def _findings(config: Config, month: Month, result: MonthResult,
+              last: Sequence[Figure] | None) -> tuple[tuple[Figure, ...], tuple[guards.Finding, ...]]:
+    """The month's figures, and the guards' findings on them against ``last`` month's."""
     if last is None:
         logs.get("guards").info("the ledger has no record of %s: changes since last month are not checked",
                                 month.previous)
-    contracted = [i.community_id for i in computed.invoices if i.kind == "invoice"]
-    findings = guards.check(config, month, figures, last, computed.attributed, contracted)
+    figures = guards.figures(config, result.attributed, result.shares, result.reconciliation)
+    contracted = [i.community_id for i in result.invoices if i.kind == "invoice"]
+    return figures, guards.check(config, month, figures, last, result.attributed, contracted)
+
+
+def _guard(month: Month, findings: Sequence[guards.Finding],
+           allow: Sequence[str]) -> tuple[tuple[guards.Finding, ...], tuple[str, ...]]:
+    """The findings ``allow`` accepts and the ``allow`` entries that accepted none; ``GuardError``
+    for any finding not allowed."""
     stopping, accepted, unused = guards.allowed(findings, allow)
     if stopping:
         raise GuardError(f"{len(stopping)} finding(s) stop the run of {month}: nothing was written or recorded. Fix "
@@ -377,16 +384,14 @@ def check_month(config: Config, month: Month, today: dt.date, command: str = "bi
     """Run the attribution rules against ``month``'s data and the guards against last month's
     figures in the ledger, writing nothing: no outputs, no ledger (a missing one is not created).
     Sources that cache paid answers (Cost Explorer) use and keep their cache as a run does."""
-    result = compute_month(config, month)
+    result = compute_month(config, month, unsettled=dates.unsettled(month, today, config.settle_days))
     engine = ledger.open_existing(ledger.ledger_url(config.ledger.url), command)
     try:
         last = ledger.figures_of(engine, month.previous) if engine is not None else None
     finally:
         if engine is not None:
             engine.dispose()
-    figures = guards.figures(config, result.attributed, result.shares, result.reconciliation)
-    contracted = [i.community_id for i in result.invoices if i.kind == "invoice"]
-    findings = guards.check(config, month, figures, last, result.attributed, contracted)
+    _, findings = _findings(config, month, result, last)
     never = guards.never_match(config)
     return MonthCheck(findings, never, result, last is not None)
 

@@ -10,9 +10,10 @@ from billing import attribution, guards, ledger
 from billing.cli import main
 from billing.config import Config
 from billing.errors import UsageError
-from billing.records import Figure, Month, ReconciliationRow
+from billing.records import Month, ReconciliationRow
 
 from builders import cost_row
+from conftest import said
 
 SEPTEMBER = Month(2022, 9)
 
@@ -128,7 +129,7 @@ def test_a_change_above_max_change_percent_either_way_is_a_finding(now, limit, f
     assert keys == (["cost-change:alpha"] if found else [])
     if found:
         message = findings(cfg, rows, USUAL)[0].message
-        assert message.startswith(f"community alpha's cloud cost changed by ")
+        assert message.startswith("community alpha's cloud cost changed by ")
         assert "100.00 USD in 2022-08" in message
 
 
@@ -292,6 +293,14 @@ def test_check_config_on_a_fresh_setup_creates_no_ledger_and_finds_the_typo(own_
         "unattributed:USD", "rule-unmatched:callysto"]
     assert not missing.exists() and not missing.parent.exists()
     assert not (own_demo / "out").exists()
+
+
+def test_check_config_on_a_month_not_begun_is_a_usage_error_and_reads_nothing(own_demo):
+    result = billing("check-config", "--month", "2022-12", "--today", "2022-11-20", "--config",
+                     str(own_demo / "billing.yaml"))
+    assert result.exit_code == 2
+    assert said(result) == ("Error: 2022-12 has not begun (today is 2022-11-20, UTC); give a month that has, or "
+                            "--month last\n")
 
 
 def test_check_config_reports_rules_that_can_never_match(own_demo):

@@ -49,7 +49,7 @@ class Delivered(NamedTuple):
 
 def deliver(settings: Delivery, folder: Path, month: Month, summary: str, findings: Sequence[str] = (),
             log: logging.Logger = logging.getLogger("billing.deliver"), subject: str | None = None,
-            skip: frozenset[str] = frozenset()) -> Delivered:
+            skip: frozenset[str] = frozenset(), files: tuple[MonthFile, ...] | None = None) -> Delivered:
     """Deliver the files of ``folder`` (a month's output folder; its link is followed) to every
     destination of ``settings``.
 
@@ -58,8 +58,9 @@ def deliver(settings: Delivery, folder: Path, month: Month, summary: str, findin
     each. Raises ``UsageError`` when the folder is missing or empty, and ``DeliveryError`` naming
     each destination that failed (its ``notes`` say what the others did). ``skip`` names the
     messages (``email``, ``webhook``) not to send again: they announced these very files before.
+    ``files``: the folder's files when the caller has read them already (``read_month``).
     """
-    files = read_month(folder, month)
+    files = files if files is not None else read_month(folder, month)
     log.info("delivering %d files of %s from %s", len(files), month, folder.resolve())
     outcomes: list[Outcome] = []
     failures: list[Failed] = []

@@ -31,40 +31,33 @@ def deliver_month(config: Config, month: Month, output: Path | None, summary: st
     finalize delivering what it just published)."""
     assert config.deliver is not None
     final = (Path(output) if output is not None else config.output) / str(month)
-    with contextlib.nullcontext() if locked else atomic.locked(final, f"the outputs of {month}"):
-        if not locked:
-            atomic.recover(final)
-        if not final.is_dir():
-            raise UsageError(f"{command}: {final} does not exist; run `billing run --month {month}` with the same "
-                             "output folder (--output) first")
-        digest = hashlib.sha256(manifest(month, read_month(final, month))).hexdigest()[:16]
-        skip = frozenset() if again else _announced(config, month, digest, command)
-        try:
-            done = deliver(config.deliver, final, month, summary, findings, logs.get("deliver"), subject, skip)
-        except BillingError as error:  # what the other destinations received, then what failed
-            _record(config, month, [("delivered", f"{digest} {note}") for note in error.notes]
-                    + [("delivery-failed", f"{digest} {error.message}")], command)
-            error.notes = ()  # each destination's line is logged already
-            raise
-    _record(config, month, [("delivered", f"{digest} {line}") for line in done.lines], command)
+    engine = ledger.open_ledger(ledger.ledger_url(config.ledger.url), command)
+    try:
+        with contextlib.nullcontext() if locked else atomic.locked(final, f"the outputs of {month}"):
+            if not locked:
+                atomic.recover(final)
+            if not final.is_dir():
+                raise UsageError(f"{command}: {final} does not exist; run `billing run --month {month}` with the "
+                                 "same output folder (--output) first")
+            files = read_month(final, month)
+            digest = hashlib.sha256(manifest(month, files)).hexdigest()[:16]
+            skip = frozenset() if again else _announced(ledger.events_of(engine, month), digest)
+            try:
+                done = deliver(config.deliver, final, month, summary, findings, logs.get("deliver"), subject, skip,
+                               files)
+            except BillingError as error:  # what the other destinations received, then what failed
+                ledger.record_events(engine, month, [("delivered", f"{digest} {note}") for note in error.notes]
+                                     + [("delivery-failed", f"{digest} {error.message}")], command)
+                error.notes = ()  # each destination's line is logged already
+                raise
+        ledger.record_events(engine, month, [("delivered", f"{digest} {line}") for line in done.lines], command)
+    finally:
+        engine.dispose()
     return done.lines
 
 
-def _announced(config: Config, month: Month, digest: str, command: str) -> frozenset[str]:
+def _announced(events: Sequence[ledger.MonthEvent], digest: str) -> frozenset[str]:
     """The messages (``email``, ``webhook``) already sent about the files whose manifest has ``digest``."""
-    engine = ledger.open_ledger(ledger.ledger_url(config.ledger.url), command)
-    try:
-        events = ledger.events_of(engine, month)
-    finally:
-        engine.dispose()
     lines = [e.detail.removeprefix(digest + " ") for e in events
              if e.change == "delivered" and e.detail.startswith(digest + " ")]
     return frozenset(kind for kind in ("email", "webhook") if any(line.startswith(kind + " ") for line in lines))
-
-
-def _record(config: Config, month: Month, events: list[tuple[str, str]], command: str) -> None:
-    engine = ledger.open_ledger(ledger.ledger_url(config.ledger.url), command)
-    try:
-        ledger.record_events(engine, month, events, command)
-    finally:
-        engine.dispose()

@@ -7,7 +7,6 @@ carries it (a draft changes on every run); once the invoice carrying it is final
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from typing import Mapping
 
@@ -15,7 +14,7 @@ from sqlalchemy import Engine, and_, delete, insert, or_, select
 
 from ..adjustments import Adjustment
 from ..records import Month
-from .connect import guarded
+from .connect import guarded, timestamp
 from .schema import adjustments, invoices
 
 
@@ -31,7 +30,7 @@ def record_adjustments(engine: Engine, month: Month, found: Mapping[str, tuple[s
     """Record what each finalized invoice of ``month`` would charge now, less what it did
     (``found``: community -> (invoice number, currency, difference per line)), less what later
     invoices already carried; returns the month's open adjustments."""
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    now = timestamp()
     carrier_status = select(invoices.c.status).where(invoices.c.id == adjustments.c.carried_by).scalar_subquery()
     with engine.begin() as connection:
         for community, (number, currency, differences) in sorted(found.items()):

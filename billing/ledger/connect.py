@@ -8,6 +8,7 @@ of billing is refused. SQLite allows one writer at a time: another waits up to
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import os
 from pathlib import Path
@@ -25,6 +26,11 @@ from ..errors import LedgerError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_WAIT_SECONDS = 30
+
+
+def timestamp() -> str:
+    """Now, as the ledger records when a change was made: ISO 8601 in UTC, to the second."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def ledger_url(configured: str) -> str:

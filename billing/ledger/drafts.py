@@ -3,14 +3,13 @@ earlier drafts (a draft may change on every run; it has no final number), in one
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Mapping, NamedTuple, Sequence
 
 from sqlalchemy import Engine, delete, insert, select, update
 
 from ..records import Invoice, Month
-from .connect import guarded
+from .connect import guarded, timestamp
 from .documents import insert_invoice, invoice_of, month_documents
 from .schema import adjustments, events, invoice_lines, invoices, months
 
@@ -31,9 +30,6 @@ class Fingerprint(NamedTuple):
     provisional: bool
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
 
 @guarded
 def record_drafts(engine: Engine, month: Month, drafts: Sequence[Invoice], fingerprint: Fingerprint,
@@ -49,7 +45,7 @@ def record_drafts(engine: Engine, month: Month, drafts: Sequence[Invoice], finge
 
 def _record(engine: Engine, month: Month, drafts: Sequence[Invoice], fingerprint: Fingerprint,
             command: str, carried: Mapping[str, Sequence[int]]) -> tuple[Invoice, ...]:
-    now, key = _now(), str(month)
+    now, key = timestamp(), str(month)
     with engine.begin() as connection:
         final = [invoice_of(connection, row) for row in month_documents(connection, month, "finalized")]
         kept = {invoice.community_id for invoice in final}

@@ -4,7 +4,6 @@ accepted, deliveries."""
 
 from __future__ import annotations
 
-import datetime as dt
 import getpass
 import os
 import socket
@@ -13,7 +12,7 @@ from typing import NamedTuple, Sequence
 from sqlalchemy import Engine, delete, insert, select
 
 from ..records import Figure, Month
-from .connect import guarded
+from .connect import guarded, timestamp
 from .schema import month_events, month_figures
 
 
@@ -33,9 +32,6 @@ def who() -> str:
         user = f"uid {os.getuid()}"
     return f"{user}@{socket.gethostname()}"
 
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 @guarded
@@ -60,7 +56,7 @@ def record_events(engine: Engine, month: Month, events: Sequence[tuple[str, str]
 
 
 def _add_events(connection, month: Month, events: Sequence[tuple[str, str]], command: str) -> None:
-    now = _now()
+    now = timestamp()
     for change, detail in events:
         connection.execute(insert(month_events).values(month=str(month), at=now, command=command, change=change,
                                                        detail=detail))

@@ -8,7 +8,6 @@ waits). An invoice finalized before is left as it is (finalizing again is a no-o
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Callable, NamedTuple, Sequence
 
@@ -19,7 +18,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from ..errors import DataError, LedgerError
 from ..money import format_amount
 from ..records import PROVISIONAL, Invoice, Month
-from .connect import guarded
+from .connect import guarded, timestamp
 from .documents import invoice_of, month_documents
 from .schema import events, invoice_lines, invoices, months, sequences
 
@@ -48,7 +47,7 @@ def finalize(engine: Engine, month: Month, communities: Sequence[str] | None,
 def _finalize(engine: Engine, month: Month, communities: Sequence[str] | None,
               number: Callable[[int, Invoice], str], render: Callable[[Invoice], str],
               command: str) -> tuple[Finalized, ...]:
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    now = timestamp()
     with engine.begin() as connection:
         connection.execute(update(sequences).where(sequences.c.name == SEQUENCE)
                            .values(last_value=sequences.c.last_value))  # the write lock, first

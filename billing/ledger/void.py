@@ -4,14 +4,13 @@ drafted and finalized again. One transaction, which first takes the sequence for
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Callable, NamedTuple
 
 from sqlalchemy import Engine, insert, select, update
 
 from ..errors import LedgerError
 from ..records import Invoice
-from .connect import guarded
+from .connect import guarded, timestamp
 from .documents import insert_invoice, invoice_of
 from .finalize import SEQUENCE
 from .schema import events, invoices, sequences
@@ -39,7 +38,7 @@ def void(engine: Engine, number: str, reason: str, next_number: Callable[[int, I
          render: Callable[[Invoice], str], command: str) -> Voided:
     """Void the finalized invoice ``number``; ``render(credit_note)`` writes the credit note's PDF
     and returns its sha256."""
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    now = timestamp()
     with engine.begin() as connection:
         connection.execute(update(sequences).where(sequences.c.name == SEQUENCE)
                            .values(last_value=sequences.c.last_value))  # the write lock, first
