@@ -6,6 +6,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from pypdf import PdfReader
 
 from billing import dates, ledger
 from billing.cli import main
@@ -88,6 +89,11 @@ def test_last_month_before_it_settles_is_provisional_and_cannot_be_finalized(own
     assert "still settling until 2022-10-06" in early.stderr
     rows = register(own_demo / "out" / "2022-09")
     assert len(rows) == 8 and {r["status"] for r in rows} == {"provisional"}
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(own_demo / "out" / "2022-09" /
+                                                                       "invoice-2022-09-ciroh.pdf").pages).split())
+    assert ("Provisional The cloud data for 2022-09 is still settling until 2022-10-06 (settle_days 5, today "
+            "2022-10-03 UTC). The cloud costs on this invoice may still change; a final invoice will follow once the "
+            "data is final.") in text
     refused = billing("finalize", "--month", "last", "--today", "2022-10-03", "--config", config)
     assert refused.exit_code == 1
     assert said(refused).splitlines()[0] == (
