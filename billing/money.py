@@ -5,24 +5,41 @@ refuses floats, so a float can only enter through a deliberate conversion at a c
 boundary (a NUMERIC cast in SQL, or ``Decimal(str(x))``).
 
 Rounding happens only at named points (an invoice line, a CSV cell) and always with
-``ROUND_HALF_UP`` to the currency's minor unit; Python's default, half-even, is a classic
-invoicing bug (2.345 would become 2.34).
+``ROUND_HALF_UP`` to the currency's minor unit (ISO 4217's, from Babel's data: 2 for USD, 0 for
+JPY, 3 for KWD); Python's default, half-even, is a classic invoicing bug (2.345 would become
+2.34). Amounts are shown as a locale writes them (Babel): ``1,234.50`` in en_US, ``1.234,50`` in
+de_DE.
 """
 
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
+
+import babel
+import babel.numbers
+from babel.core import get_global
 
 ZERO = Decimal(0)
 
-# ISO 4217 minor units for the currencies a contract may be written in.
-MINOR_UNITS: dict[str, int] = {
-    "AED": 2, "ARS": 2, "AUD": 2, "BGN": 2, "BRL": 2, "CAD": 2, "CHF": 2, "CLP": 0, "CNY": 2,
-    "COP": 2, "CZK": 2, "DKK": 2, "EGP": 2, "EUR": 2, "GBP": 2, "HKD": 2, "HUF": 2, "IDR": 2,
-    "ILS": 2, "INR": 2, "ISK": 0, "JPY": 0, "KES": 2, "KRW": 0, "MXN": 2, "MYR": 2, "NGN": 2,
-    "NOK": 2, "NZD": 2, "PEN": 2, "PHP": 2, "PKR": 2, "PLN": 2, "RON": 2, "SAR": 2, "SEK": 2,
-    "SGD": 2, "THB": 2, "TRY": 2, "TWD": 2, "UAH": 2, "USD": 2, "VND": 0, "ZAR": 2,
+DEFAULT_LOCALE = "en_US"
+
+
+# ISO 4217's minor unit where CLDR's (Babel's) accounting digits differ from it: CLDR gives 0
+# digits for currencies whose smallest coin fell out of use; ISO 4217, which invoices and banks
+# follow, keeps their decimals.
+ISO_MINOR_UNITS = {
+    "AFN": 2, "ALL": 2, "COP": 2, "HUF": 2, "IDR": 2, "IQD": 3, "IRR": 2, "KPW": 2, "LAK": 2, "LBP": 2,
+    "MGA": 2, "MMK": 2, "SOS": 2, "SYP": 2, "YER": 2,
 }
+
+
+@lru_cache(maxsize=None)
+def currencies() -> frozenset[str]:
+    """The ISO 4217 codes of the currencies in use in some country today, from Babel's data (no
+    fund or metal codes such as XXX or XAU, no withdrawn ones such as DEM)."""
+    return frozenset(code for entries in get_global("territory_currencies").values()
+                     for code, _start, end, tender in entries if end is None and tender)
 
 
 def D(value: str | int | Decimal | None = None) -> Decimal:
@@ -44,12 +61,13 @@ def D(value: str | int | Decimal | None = None) -> Decimal:
         raise ValueError(f"not an amount: {value!r}") from None
 
 
+@lru_cache(maxsize=None)
 def minor_unit(currency: str) -> int:
-    """Number of decimal places of ``currency`` (2 for USD, 0 for JPY)."""
-    try:
-        return MINOR_UNITS[currency]
-    except KeyError:
-        raise ValueError(f"unknown currency {currency!r}") from None
+    """Number of decimal places of ``currency`` (2 for USD, 0 for JPY, 3 for KWD): Babel's data,
+    with ISO 4217's own where CLDR differs (``ISO_MINOR_UNITS``)."""
+    if currency not in currencies():
+        raise ValueError(f"unknown currency {currency!r}: not an ISO 4217 code")
+    return ISO_MINOR_UNITS.get(currency, babel.numbers.get_currency_precision(currency))
 
 
 def quantize(amount: Decimal, currency: str) -> Decimal:
@@ -59,10 +77,32 @@ def quantize(amount: Decimal, currency: str) -> Decimal:
     return rounded.copy_abs() if rounded.is_zero() else rounded  # never print "-0.00"
 
 
-def format_amount(amount: Decimal, currency: str) -> str:
-    """``1234.5`` USD -> ``"1,234.50"``; rounds half-up first, so the text never rounds again."""
-    places = minor_unit(currency)
-    return f"{quantize(amount, currency):,.{places}f}"
+def check_locale(name: str) -> str:
+    """``name`` if Babel knows the locale (``en_US``, ``de_DE``), else a ``ValueError`` naming it."""
+    _locale(name)
+    return name
+
+
+@lru_cache(maxsize=64)
+def _locale(name: str) -> babel.Locale:
+    try:
+        return babel.Locale.parse(name)
+    except (ValueError, babel.UnknownLocaleError):
+        raise ValueError(f"unknown locale {name!r} (for example en_US, en_GB, de_DE, fr_CA)") from None
+
+
+def format_amount(amount: Decimal, currency: str, locale: str = DEFAULT_LOCALE) -> str:
+    """The number as ``locale`` writes it, with the minor unit of ``currency``: ``1234.5`` USD ->
+    ``"1,234.50"`` (en_US), ``"1.234,50"`` (de_DE). Rounds half-up first, so Babel never rounds."""
+    where = _locale(locale)
+    return where.decimal_formats[None].apply(quantize(amount, currency), where, currency=currency,
+                                             currency_digits=True)
+
+
+def format_money(amount: Decimal, currency: str, locale: str = DEFAULT_LOCALE) -> str:
+    """The amount with its currency as ``locale`` writes it: ``1234.56`` EUR -> ``"1.234,56 €"``
+    (de_DE), USD -> ``"$1,234.56"`` (en_US). Rounds half-up first."""
+    return babel.numbers.format_currency(quantize(amount, currency), currency, locale=_locale(locale))
 
 
 def plain_amount(amount: Decimal, currency: str) -> str:

@@ -12,7 +12,8 @@ In order, for one community and month:
 3. **Cloud costs, passed through at cost**: one line per provider and service (the provider's
    tax on its own line), then one line per share of a shared pool (a share of the pool's tax on
    its own line, after the pool's other costs). Credits of the types the contract withholds do
-   not reduce the bill. Then, as their own lines: the markup (a percentage of the cloud lines),
+   not reduce the bill. Then, as their own lines: the markup (a percentage of the cloud lines
+   but for the provider's own tax lines),
    and, when the cloud costs exceed the contract's monthly limit and it caps them, the part above
    the limit as a reduction. Exceeding the limit is flagged either way. Adjustments to earlier
    finalized invoices (late data, ``billing.adjustments``) are cloud lines after those passed
@@ -21,9 +22,13 @@ In order, for one community and month:
    that fall in it; optionally capped), percentages of other fees (of their prorated amounts),
    and a true-up line when cloud costs and fees together are below the monthly minimum (each
    contract's minimum prorated by its days, like a flat fee; their sum is the month's minimum).
-5. **Discounts**: a percentage of, or an amount off, the subtotal (cloud costs and fees), never
-   more than the subtotal.
-6. **Tax**: the contract's rate on the subtotal after discounts.
+5. **Discounts**: a percentage of, or an amount off, the subtotal of cloud costs and fees, never
+   more than it. The provider's own tax lines (a provider's "Tax" line, a share of a pool's tax, an
+   adjustment to either) are passed through as they are: they are left out of that subtotal.
+6. **Tax**: the contract's rate on its base (``tax.base``: the cloud lines, the fees, or both,
+   the default), each discount counted in the base by the part of its subtotal the base makes up.
+   The provider's own tax lines are never in the base: tax is not charged on tax.
+   Each line keeps its part of the base and of the tax (``split_tax``), for accounting imports.
 7. **Prepaid funds**: when the contract has them, what the balance covers of the total is paid
    from it (a line after the total; the amount due is what is left).
 
@@ -52,6 +57,7 @@ from .allocation import Share
 from .config import Community, Config, Contract, FlatFee, PercentFee, TieredFee
 from .errors import ConfigError, DataError
 from .metrics import Metrics
+from . import display
 from .money import ZERO, format_amount, quantize, round_to_total
 from .records import PROVIDER_NAMES, TAX, Attributed, Invoice, InvoiceLine, Month
 
@@ -70,6 +76,12 @@ def contracts_in_force(community: Community, month: Month) -> list[InForce]:
     return sorted((f for f in found if f.days), key=lambda f: f.contract.start or dt.date.min)
 
 
+def purchase_order(community: Community, month: Month) -> str | None:
+    """The purchase order its invoice for ``month`` quotes: the governing contract's, else the community's."""
+    in_force = contracts_in_force(community, month)
+    return (in_force[-1].contract.purchase_order if in_force else None) or community.purchase_order
+
+
 def withheld_credit_types(community: Community, month: Month) -> frozenset[str]:
     """The credit types the contract governing ``month`` keeps with the organisation."""
     in_force = contracts_in_force(community, month)
@@ -84,10 +96,6 @@ class _PassedThrough(NamedTuple):
     service: str
     cost: Decimal
     amount: Decimal
-
-
-def _pct(value: Decimal) -> str:
-    return f"{value.normalize():f}"
 
 
 class _Pricer:
@@ -109,7 +117,16 @@ class _Pricer:
         return quantize(amount, self.currency)
 
     def money(self, amount: Decimal) -> str:
-        return format_amount(amount, self.currency)
+        return format_amount(amount, self.currency, self.community.locale)
+
+    def number(self, value: Decimal) -> str:
+        return display.number(value, self.community.locale)
+
+    def name(self, key: str) -> str:
+        return self.config.invoices.display_name(key)
+
+    def date(self, day: dt.date) -> str:
+        return display.long_date(day, self.community.locale)
 
     def add(self, section: str, description: str, amount: Decimal, provider: str = "", service: str = "",
             cost: Decimal | None = None) -> Decimal:
@@ -133,7 +150,7 @@ class _Pricer:
                                 f"costs in {source_currency}; add the {self.month} rate from {source_currency} to "
                                 f"{self.currency} to exchange_rates")
             self.rates[source_currency] = rate
-            self.notes.append(f"Cloud costs in {source_currency} are converted at 1 {source_currency} = {rate} "
+            self.notes.append(f"Cloud costs in {source_currency} are converted at 1 {source_currency} = {self.number(rate)} "
                               f"{self.currency}, the rate for {self.month.label}.")
         return self.rates[source_currency]
 
@@ -156,30 +173,31 @@ class _Pricer:
                                         cost * rate, (cost + credits) * rate))
         if withheld and any(kind in withheld for item in direct for kind, _ in item.row.credits):
             self.notes.append(f"Credits of these types stay with {self.config.organisation.name} and do not "
-                              f"reduce this invoice: {', '.join(sorted(withheld))}.")
+                              f"reduce this invoice: {', '.join(sorted(self.name(kind) for kind in withheld))}.")
 
         for share in shares:
             pool = self.config.pool(share.pool)
             weights = sum(s.weight for s in self.all_shares
                           if (s.pool, s.currency, s.part) == (share.pool, share.currency, share.part))
             basis = {"proportional": "in proportion to direct cost", "even": "equal parts",
-                     "fixed": "agreed share", "metric": f"by {pool.metric}"}[pool.split]
+                     "fixed": "agreed share", "metric": f"by {self.name(pool.metric or '')}"}[pool.split]
             label, service = ("Shared tax", TAX_SERVICE) if share.part == TAX else ("Shared", "")
             amount = share.amount * self.rate(share.currency)
             lines.append(_PassedThrough(
                 f"{label}: {pool.description} ({share.percent(weights).quantize(Decimal('0.1'))}% of "
-                f"{format_amount(share.pool_total, share.currency)} {share.currency}, {basis})",
+                f"{format_amount(share.pool_total, share.currency, self.community.locale)} {share.currency}, {basis})",
                 "", service, amount, amount))
         self.pass_through(lines)
         for adjustment in self.adjustments:
             if adjustment.currency != self.currency:
                 raise DataError(f"community {self.community.id!r}: an adjustment to {adjustment.invoice_number} is in "
                                 f"{adjustment.currency}, its invoices now in {self.currency}; carry it by hand")
-            self.add("cloud", describe_adjustment(adjustment), adjustment.amount)
+            self.add("cloud", describe_adjustment(adjustment), adjustment.amount,
+                     service=TAX_SERVICE if _adjusts_tax(adjustment.description) else "")
 
-        passed = self.total("cloud")
+        passed = _untaxed(self.lines, ("cloud",))  # the provider's own tax is not marked up
         if terms.markup_percent:
-            self.add("cloud", f"Cloud management markup ({_pct(terms.markup_percent)}% of {self.money(passed)})",
+            self.add("cloud", f"Cloud management markup ({self.number(terms.markup_percent)}% of {self.money(passed)})",
                      passed * terms.markup_percent / HUNDRED)
         charged = self.total("cloud")
         if terms.limit is not None and charged > terms.limit:
@@ -218,12 +236,12 @@ class _Pricer:
             for fee in contract.fees:
                 if isinstance(fee, PercentFee):
                     base = sum((amounts.get(i, ZERO) for i in fee.of), ZERO)
-                    self.add("fees", f"{fee.description} ({_pct(fee.percent)}% of {self.money(base)})",
+                    self.add("fees", f"{fee.description} ({self.number(fee.percent)}% of {self.money(base)})",
                              base * fee.percent / HUNDRED)
             if partial:
                 ends = min(contract.end or self.month.last_day, self.month.last_day)
                 starts = max(contract.start or self.month.first_day, self.month.first_day)
-                self.notes.append(f"A contract is in force from {starts:%-d %b} to {ends:%-d %b} ({days} of "
+                self.notes.append(f"A contract is in force from {self.date(starts)} to {self.date(ends)} ({days} of "
                                   f"{self.month_days} days): its monthly fees are prorated.")
 
     def tiered(self, fee: TieredFee) -> Decimal:
@@ -237,14 +255,14 @@ class _Pricer:
             units = max(top - below, ZERO)
             if units:
                 amount += units * tier.unit_price
-                parts.append(f"{_pct(units)} × {self.money(tier.unit_price)}")
+                parts.append(f"{self.number(units)} × {self.money(tier.unit_price)}")
             if tier.up_to is not None:
                 below = max(below, tier.up_to)
         detail = " + ".join(parts) or "none"
         if fee.cap is not None and amount > fee.cap:
             detail += f", capped at {self.money(fee.cap)}"
             amount = fee.cap
-        return self.add("fees", f"{fee.description}: {_pct(quantity)} {fee.metric} ({detail})", amount)
+        return self.add("fees", f"{fee.description}: {self.number(quantity)} {self.name(fee.metric)} ({detail})", amount)
 
     def minimum(self) -> None:
         with_minimum = [(c, days) for c, days in self.in_force if c.minimum is not None]
@@ -263,11 +281,11 @@ class _Pricer:
         for discount in self.governing.discounts:
             if not discount.applies(str(self.month)):
                 continue
-            subtotal = self.total("cloud", "fees", "discounts")
+            subtotal = _untaxed(self.lines, ("cloud", "fees", "discounts"))
             if discount.percent is not None:
-                base = self.total("cloud", "fees")
+                base = _untaxed(self.lines, ("cloud", "fees"))
                 wanted = max(self.q(base * discount.percent / HUNDRED), ZERO)
-                description = f"{discount.description} ({_pct(discount.percent)}% of {self.money(base)})"
+                description = f"{discount.description} ({self.number(discount.percent)}% of {self.money(base)})"
             else:
                 wanted, description = self.q(discount.amount), discount.description
             given = min(wanted, max(subtotal, ZERO))
@@ -288,12 +306,78 @@ class _Pricer:
         return used
 
     def tax(self) -> None:
+        """The tax line, and each line's part of the base and of the tax (``split_tax``)."""
         tax = self.governing.tax
         if tax is None:
             return
-        base = self.total("cloud", "fees", "discounts")
-        self.add("tax", f"{tax.description} ({_pct(tax.rate_percent)}% of {self.money(base)})",
-                 base * tax.rate_percent / HUNDRED)
+        lines = [(line.section, line.service, line.amount) for line in self.lines]
+        base = self.q(sum(_taxable(tax.base, lines), ZERO))
+        charged = self.add("tax", f"{tax.description} ({self.number(tax.rate_percent)}% of {self.money(base)})",
+                           base * tax.rate_percent / HUNDRED)
+        for n, (taxable, part) in enumerate(split_tax(tax.base, lines, charged, self.currency)):
+            self.lines[n] = self.lines[n]._replace(taxable=taxable, tax=part)
+
+
+def _provider_tax(section: str, service: str) -> bool:
+    """A line of the provider's own tax passed through at cost (its "Tax" line, a share of a pool's
+    tax, an adjustment to either): never discounted nor taxed again."""
+    return section == "cloud" and service == TAX_SERVICE
+
+
+def _adjusts_tax(description: str) -> bool:
+    return description.endswith(f": {TAX_SERVICE}") or description.startswith("Shared tax")
+
+
+def _untaxed(lines: Sequence[InvoiceLine], sections: tuple[str, ...]) -> Decimal:
+    """The sum of the lines of ``sections``, but for the provider's own tax lines."""
+    return sum((line.amount for line in lines
+                if line.section in sections and not _provider_tax(line.section, line.service)), ZERO)
+
+
+def _taxable(base: Sequence[str], lines: Sequence[tuple[str, str, Decimal]]) -> list[Decimal]:
+    """Per line (section, service, amount): the part of its amount in a tax ``base`` (full precision).
+
+    Lines of the base's sections count whole, the provider's own tax lines not at all, and each
+    discount by the share of the discounted subtotal (cloud costs and fees, without the provider's
+    tax) that the base's sections make up."""
+    subtotal = sum((a for s, v, a in lines if s in ("cloud", "fees") and not _provider_tax(s, v)), ZERO)
+    in_base = sum((a for s, v, a in lines if s in base and not _provider_tax(s, v)), ZERO)
+    share = in_base / subtotal if subtotal else ZERO
+    return [amount if section in base and not _provider_tax(section, service)
+            else amount * share if section == "discounts" else ZERO
+            for section, service, amount in lines]
+
+
+def split_tax(base: Sequence[str], lines: Sequence[tuple[str, str, Decimal]], tax_total: Decimal,
+              currency: str) -> tuple[tuple[Decimal, Decimal], ...]:
+    """Per line (section, service, amount): its part of the tax ``base`` and its part of the
+    tax ``tax_total``, in proportion to it. Each column is rounded so that it adds up to its total
+    rounded once (largest remainder): the taxable parts to the base the tax line shows, the
+    taxes to ``tax_total``. Accounting systems compute tax per line; this is what each carries."""
+    parts = _taxable(base, lines)
+    total = sum(parts, ZERO)
+    taxable = round_to_total(parts, currency, quantize(total, currency))
+    if not total:
+        return tuple((amount, ZERO) for amount in taxable)
+    return tuple(zip(taxable, round_to_total([tax_total * part / total for part in parts], currency, tax_total)))
+
+
+def line_taxes(config: Config, community_id: str, month: Month, lines: Sequence[tuple[str, str, Decimal]],
+               tax_total: Decimal) -> tuple[tuple[Decimal, Decimal], ...]:
+    """``split_tax`` under the tax base of the contract governing ``month`` in the config, for
+    the lines of an invoice priced before each line's part was kept (a ledger from before
+    revision 0003); what later invoices keep from their pricing is used instead."""
+    community = config.community(community_id)
+    in_force = contracts_in_force(community, month)
+    currency = (in_force[-1].contract.currency if in_force else None) or community.currency
+    governing = in_force[-1].contract if in_force else None
+    base = governing.tax.base if governing and governing.tax else ("cloud", "fees")
+    if tax_total and not sum(_taxable(base, lines), ZERO):  # priced under other terms: what could be taxed
+        base = ("cloud", "fees")
+    if tax_total and not sum(_taxable(base, lines), ZERO):
+        raise DataError(f"community {community_id!r}, {month}: a tax of {tax_total} {currency} but no line it could "
+                        "be charged on")
+    return split_tax(base, lines, tax_total, currency)
 
 
 def _cloud_order(item: tuple[tuple[str, str, str], list[Decimal]]) -> tuple:

@@ -180,6 +180,11 @@ class InvoiceLine(NamedTuple):
             exact total rounded half-up once, and so are their costs (largest remainder: a line
             can be one minor unit off its own rounding); every other line is its full-precision
             amount rounded half-up.
+        taxable: the part of ``amount`` in the contract's tax base (a discount's share of it;
+            zero for the provider's own tax lines, tax and prepaid lines), and
+        tax: its part of the invoice's tax; each rounded so that they add up to the tax line's
+            base and amount (largest remainder). ``None`` for a line priced before they were
+            kept (a ledger from before revision 0003).
     """
 
     section: str
@@ -189,6 +194,8 @@ class InvoiceLine(NamedTuple):
     cost: Decimal
     credits: Decimal
     amount: Decimal
+    taxable: Decimal | None = ZERO
+    tax: Decimal | None = ZERO
 
 
 class Invoice(NamedTuple):

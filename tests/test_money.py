@@ -1,8 +1,8 @@
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from billing.money import D, ZERO, format_amount, plain_amount, quantize
+from billing.money import D, ZERO, format_amount, format_money, minor_unit, plain_amount, quantize
 
 
 def test_D_makes_exact_amounts_from_text_and_ints():
@@ -35,9 +35,38 @@ def test_quantize_rounds_half_up_to_the_minor_unit(amount, currency, expected):
     assert str(quantize(Decimal(amount), currency)) == expected
 
 
-def test_unknown_currency_is_refused():
-    with pytest.raises(ValueError, match="XXX"):
-        quantize(Decimal(1), "XXX")
+@pytest.mark.parametrize("code", ["ABC", "XXX", "XAU", "DEM", "usd"])
+def test_a_code_that_is_no_currency_in_use_is_refused(code):
+    with pytest.raises(ValueError, match=f"'{code}': not an ISO 4217 code"):
+        quantize(Decimal(1), code)
+
+
+@pytest.mark.parametrize("currency, places", [("USD", 2), ("RUB", 2), ("CHF", 2), ("JPY", 0), ("KWD", 3),
+                                              ("BHD", 3), ("CLP", 0), ("UGX", 0),
+                                              ("HUF", 2), ("IDR", 2), ("COP", 2), ("IQD", 3)])  # ISO, not CLDR
+def test_minor_units_come_from_the_iso_4217_data(currency, places):
+    assert minor_unit(currency) == places
+    assert quantize(Decimal("1.23456"), currency) == Decimal("1.23456").quantize(Decimal(1).scaleb(-places),
+                                                                                   rounding=ROUND_HALF_UP)
+
+
+@pytest.mark.parametrize("amount, currency, locale, number, money", [
+    ("1234.555", "EUR", "de_DE", "1.234,56", "1.234,56\xa0€"),   # half-up before Babel formats
+    ("1234.5", "USD", "en_US", "1,234.50", "$1,234.50"),
+    ("-1234.5", "GBP", "en_GB", "-1,234.50", "-£1,234.50"),
+    ("1234.5", "JPY", "ja_JP", "1,235", "￥1,235"),
+    ("1234.5675", "KWD", "en_US", "1,234.568", "KWD1,234.568"),
+    ("1234567.5", "INR", "hi_IN", "12,34,567.50", "₹12,34,567.50"),
+    ("2.345", "CAD", "fr_CA", "2,35", "2,35\xa0$"),
+])
+def test_amounts_are_written_as_the_locale_writes_them(amount, currency, locale, number, money):
+    assert format_amount(Decimal(amount), currency, locale) == number
+    assert format_money(Decimal(amount), currency, locale) == money
+
+
+def test_an_unknown_locale_is_named():
+    with pytest.raises(ValueError, match="unknown locale 'xx_YY'"):
+        format_amount(Decimal(1), "USD", "xx_YY")
 
 
 def test_formatting_groups_thousands_and_rounds_half_up_first():

@@ -14,7 +14,7 @@ from billing.config import Config
 from billing.errors import ConfigError, DataError
 from billing.metrics import Metrics
 from billing.money import quantize
-from billing.pricing import price_invoice
+from billing.pricing import line_taxes, price_invoice
 from billing.records import Attributed, Bucket, Month
 
 from builders import cost_row
@@ -73,7 +73,7 @@ def test_withheld_credit_types_do_not_reduce_the_bill():
     invoice = price(config({"cloud": {"withhold_credits": ["PROMOTION"]}}),
                     cost_row(cost="100", credits=[("PROMOTION", "-30"), ("SUSTAINED_USAGE_DISCOUNT", "-5")]))
     assert invoice.lines[0].amount == D("95.00")  # 100 - 5; the -30 promotion stays with the organisation
-    assert invoice.notes == ("Credits of these types stay with Org and do not reduce this invoice: PROMOTION.",)
+    assert invoice.notes == ("Credits of these types stay with Org and do not reduce this invoice: Promotional credit.",)
 
 
 def test_a_cloud_limit_is_flagged_and_still_charged_without_a_cap():
@@ -202,7 +202,7 @@ def test_proration_with_percentage_of_fees():
     assert lines(invoice) == [
         ("fees", "Service (prorated: 16 of 30 days)", D("533.33")),      # 1000 x 16/30 = 533.333...
         ("fees", "Surcharge (50% of 533.33)", D("266.67"))]              # 266.665, half-up
-    assert invoice.notes == ("A contract is in force from 15 Sep to 30 Sep (16 of 30 days): its monthly fees "
+    assert invoice.notes == ("A contract is in force from September 15, 2022 to September 30, 2022 (16 of 30 days): its monthly fees "
                              "are prorated.",)
 
 
@@ -289,6 +289,60 @@ def test_tax_is_a_rate_on_the_subtotal_after_discounts():
     # 300 + 1000 - 65.44 = 1234.56; x 8.25% = 101.8512
     assert lines(invoice)[-1] == ("tax", "Sales tax (8.25% of 1,234.56)", D("101.85"))
     assert invoice.total == D("1336.41")
+
+
+def test_the_providers_own_tax_is_neither_taxed_again_nor_discounted():
+    invoice = price(config({"fees": [{"description": "Fee", "amount": 200}],
+                            "discounts": [{"description": "Promo", "percent": 10}],
+                            "tax": {"description": "GST", "rate_percent": 5}}),
+                    cost_row(cost="100"), cost_row(cost="13", charge_type="tax"))
+    # discount: 10% of 100 + 200 (not of the provider's 13 of tax) = 30
+    assert lines(invoice)[-2:] == [("discounts", "Promo (10% of 300.00)", D("-30.00")),
+                                   ("tax", "GST (5% of 270.00)", D("13.50"))]  # 5% of 100 + 200 - 30
+    assert invoice.total == D("100") + D("13") + D("200") - D("30") + D("13.50")
+
+
+@pytest.mark.parametrize("base, taxed", [
+    (["fees"], D("200") - D("30") * 200 / 300),   # the fees, less their two thirds of the discount
+    (["cloud"], D("100") - D("30") * 100 / 300),
+    (["cloud", "fees"], D("270")),
+])
+def test_the_tax_base_is_a_contract_choice_and_discounts_count_by_their_share(base, taxed):
+    invoice = price(config({"fees": [{"description": "Fee", "amount": 200}],
+                            "discounts": [{"description": "Promo", "percent": 10}],
+                            "tax": {"description": "VAT", "rate_percent": 20, "base": base}}),
+                    cost_row(cost="100"), cost_row(cost="13", charge_type="tax"))
+    assert invoice.lines[-1] == invoice.lines[-1]._replace(
+        description=f"VAT (20% of {quantize(taxed, 'USD'):,.2f})", amount=quantize(quantize(taxed, "USD") / 5, "USD"))
+
+
+def test_each_line_keeps_its_part_of_the_tax_base_and_of_the_tax_to_the_cent():
+    cfg = config({"fees": [{"description": "Fee", "amount": D("33.33")}, {"description": "Other", "amount": 1}],
+                  "discounts": [{"description": "Promo", "percent": 10}],
+                  "tax": {"description": "VAT", "rate_percent": 20, "base": ["fees"]}})
+    invoice = price(cfg, cost_row(cost="66.67"), cost_row(cost="7", charge_type="tax"))
+    by_line = {l.description: (l.taxable, l.tax) for l in invoice.lines}
+    assert by_line["Google Cloud: Compute Engine"] == by_line["Google Cloud: Tax"] == (0, 0)  # not in the base
+    assert by_line[invoice.lines[-1].description] == (0, 0)  # the tax line itself
+    # the fees whole; the discount by the fees' share of its subtotal: -10.10 x 34.33 / 101 = -3.433
+    assert by_line["Fee"] == (D("33.33"), D("6.67")) and by_line["Other"] == (D("1.00"), D("0.20"))
+    assert by_line[invoice.lines[-2].description] == (D("-3.43"), D("-0.69"))  # -0.6866
+    assert invoice.lines[-1].description == "VAT (20% of 30.90)"  # 34.33 - 3.433 = 30.897
+    assert sum(l.taxable for l in invoice.lines) == D("30.90") and sum(l.tax for l in invoice.lines) == invoice.tax
+    # an invoice priced before lines kept their parts: the same split from the config's terms
+    priced = [(l.section, l.service, l.amount) for l in invoice.lines]
+    assert line_taxes(cfg, "hub", SEPTEMBER, priced, invoice.tax) == tuple((l.taxable, l.tax) for l in invoice.lines)
+
+
+def test_without_tax_every_line_has_none():
+    invoice = price(config({"fees": [{"description": "Fee", "amount": 100}]}), cost_row(cost="5"))
+    assert {(l.taxable, l.tax) for l in invoice.lines} == {(0, 0)}
+
+
+def test_a_tax_base_naming_a_section_twice_or_an_unknown_one_is_refused():
+    for base in (["fees", "fees"], ["tax"], []):
+        with pytest.raises(ValueError):
+            config({"tax": {"rate_percent": 5, "base": base}})
 
 
 # --- currency -----------------------------------------------------------------------------------

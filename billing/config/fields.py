@@ -12,7 +12,7 @@ from typing import Annotated, Any, Callable
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from ..money import MINOR_UNITS
+from ..money import check_locale, currencies
 
 
 # Bounds on every number the config (and the metrics file) may hold: far above any real bill, so
@@ -51,8 +51,8 @@ def _exact_number(low: Decimal, high: Decimal, low_included: bool = True) -> Any
 
 
 def _currency(value: Any) -> Any:
-    if isinstance(value, str) and value not in MINOR_UNITS:
-        raise ValueError(f"unknown currency {value!r} (known: {', '.join(sorted(MINOR_UNITS))})")
+    if isinstance(value, str) and value not in currencies():
+        raise ValueError(f"unknown currency {value!r}: not an ISO 4217 code such as USD, EUR, GBP, CAD")
     return value
 
 
@@ -95,6 +95,7 @@ Quantity = _exact_number(Decimal(0), MAX_QUANTITY, low_included=False)
 Rate = _exact_number(1 / MAX_EXCHANGE_RATE, MAX_EXCHANGE_RATE)
 Count = Annotated[int, BeforeValidator(_no_float)]
 Currency = Annotated[str, BeforeValidator(_currency)]
+LocaleName = Annotated[str, AfterValidator(check_locale)]
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 Values = Annotated[list[str | None], BeforeValidator(_one_or_many), Field(min_length=1)]
 

@@ -8,28 +8,74 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import ConfigDict, Discriminator, Field, PlainValidator, Tag, field_validator, model_validator
 
-from .fields import Count, Currency, Id, Money, MonthText, Percent, Quantity, Rate, _Model
+from ..errors import ConfigError
+from ..money import DEFAULT_LOCALE, currencies
+from .fields import Count, Currency, Id, LocaleName, Money, MonthText, Percent, Quantity, Rate, _Model
+
+
+def _instructions(value: Any) -> str | dict[str, str]:
+    """One text, or one text per currency."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and value and all(isinstance(v, str) for v in value.values()):
+        for currency in value:
+            if currency not in currencies():
+                raise ValueError(f"names {currency!r}, which is not an ISO 4217 currency code such as USD, EUR, GBP")
+        return dict(value)
+    raise ValueError("must be one text for every invoice, or one text per currency ({USD: ..., GBP: ...})")
 
 
 class Organisation(_Model):
-    """Who issues the invoices."""
+    """Who issues the invoices. ``tax_id`` is one registration or a list, each printed as written
+    (``EIN 12-3456789``, ``GST/HST 123456789 RT0001``, ``VAT GB123456789``).
+    ``payment_instructions`` is one text for every invoice, or one per currency (``{USD: ..., GBP:
+    ...}``), so that a GBP invoice never carries US bank details; then every currency a community
+    is billed in needs its own."""
 
     name: str
     address: list[str] = []
     email: str | None = None
     website: str | None = None
-    tax_id: str | None = None
-    payment_instructions: str
+    tax_id: str | list[str] | None = None
+    payment_instructions: Annotated[str | dict[str, str], PlainValidator(_instructions)]
+
+    @property
+    def tax_ids(self) -> list[str]:
+        return [self.tax_id] if isinstance(self.tax_id, str) else list(self.tax_id or [])
+
+    def instructions(self, currency: str) -> str:
+        """How to pay an invoice in ``currency``; a ``ConfigError`` when the config has none for it
+        (an invoice finalized in a currency its community is no longer billed in)."""
+        if isinstance(self.payment_instructions, str):
+            return self.payment_instructions
+        if currency not in self.payment_instructions:
+            raise ConfigError(f"organisation.payment_instructions has none for {currency}, the currency of an invoice "
+                              f"being printed; add them (they are printed on its documents)")
+        return self.payment_instructions[currency]
+
+
+# What invoices print for ids that have no display name in the config (``invoices.display_names``).
+DISPLAY_NAMES = {
+    "PROMOTION": "Promotional credit", "SUSTAINED_USAGE_DISCOUNT": "Sustained use discount",
+    "COMMITTED_USAGE_DISCOUNT": "Committed use discount",
+    "COMMITTED_USAGE_DISCOUNT_DOLLAR_BASE": "Committed use discount (spend-based)",
+    "FREE_TIER": "Free tier", "DISCOUNT": "Discount", "SUBSCRIPTION_BENEFIT": "Subscription benefit",
+    "RESELLER_MARGIN": "Reseller margin", "FEE_UTILIZATION_OFFSET": "Fee utilization offset",
+    "Credit": "Credit", "Refund": "Refund", "BundledDiscount": "Bundled discount",
+    "SavingsPlanNegation": "Savings Plan", "DiscountedUsage": "Reserved Instance discount",
+}
 
 
 class InvoiceSettings(_Model):
-    """What page invoices are printed on, and how final invoices are numbered:
-    ``number_pattern`` with ``{prefix}``, ``{year}`` (of the issue date), ``{month}`` and
-    ``{seq}`` (the organisation's one sequence, with a format such as ``{seq:05}``)."""
+    """What page invoices are printed on, how final invoices are numbered (``number_pattern``
+    with ``{prefix}``, ``{year}`` (of the issue date), ``{month}`` and ``{seq}``, the
+    organisation's one sequence, with a format such as ``{seq:05}``), and ``display_names``: what
+    invoices print for an id (a metric, a credit type, a pool's metric) instead of the id."""
 
     page_size: Literal["A4", "Letter"] = "A4"
+    display_names: dict[str, str] = {}
     number_prefix: str = Field("INV", pattern=r"^[A-Za-z0-9-]+$")
     number_pattern: str = "{prefix}-{year}-{seq:05}"
 
@@ -45,6 +91,17 @@ class InvoiceSettings(_Model):
         if not re.fullmatch(r"[A-Za-z0-9/_.-]{1,64}", example):
             raise ValueError(f"makes numbers such as {example!r}; use letters, digits and - / _ . (at most 64)")
         return value
+
+    def display_name(self, key: str) -> str:
+        """What an invoice prints for ``key``: its display name from the config; else a known
+        credit type's name (``PROMOTION`` -> "Promotional credit"); else the id with its hyphens
+        and underscores as spaces (``monthly-active-users`` -> "monthly active users")."""
+        if key in self.display_names:
+            return self.display_names[key]
+        if key in DISPLAY_NAMES:
+            return DISPLAY_NAMES[key]
+        words = re.sub(r"[-_]+", " ", key).strip()
+        return words.capitalize() if key.isupper() else words
 
 
 class Contact(_Model):
@@ -144,8 +201,20 @@ class Discount(_Model):
 
 
 class Tax(_Model):
+    """Tax the organisation charges: ``rate_percent`` of the lines of the ``base`` sections (cloud
+    costs, fees, or both, the default), after their share of any discount. The provider's own tax
+    lines (passed through at cost) are never taxed again, whatever the base."""
+
     description: str = "Tax"
     rate_percent: Percent
+    base: list[Literal["cloud", "fees"]] = Field(["cloud", "fees"], min_length=1)
+
+    @field_validator("base")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("names a section twice")
+        return value
 
 
 class Prepaid(_Model):
@@ -170,6 +239,7 @@ class Contract(_Model):
     tax: Tax | None = None
     prepaid: Prepaid | None = None
     payment_terms_days: Count = Field(30, ge=0, le=365)
+    purchase_order: str | None = None
 
     @model_validator(mode="after")
     def _fee_references(self) -> Contract:
@@ -195,11 +265,19 @@ class Contract(_Model):
 
 
 class Community(_Model):
+    """A community billed by the organisation. ``locale`` decides how its invoices write numbers
+    and dates (``en_US``: 1,234.56 and September 30, 2022; ``de_DE``: 1.234,56 and 30. September
+    2022); ``tax_id`` is its tax registration, ``purchase_order`` its purchase order or reference
+    (a contract's own ``purchase_order`` wins), both printed on its invoices when set."""
+
     id: Id
     name: str
     contact: Contact | None = None
     address: list[str] = []
     currency: Currency = "USD"
+    locale: LocaleName = DEFAULT_LOCALE
+    tax_id: str | None = None
+    purchase_order: str | None = None
     contract: Contract | None = None
     contracts: list[Contract] | None = None
 

@@ -28,7 +28,7 @@ def insert_invoice(connection: Connection, invoice: Invoice, status: str, number
         connection.execute(insert(invoice_lines), [
             {"invoice_id": invoice_id, "position": n, "section": line.section, "description": line.description,
              "provider": line.provider, "service": line.service, "cost": line.cost, "credits": line.credits,
-             "amount": line.amount}
+             "amount": line.amount, "taxable": line.taxable, "tax": line.tax}
             for n, line in enumerate(invoice.lines, start=1)])
     return invoice_id
 
@@ -44,7 +44,8 @@ def invoice_of(connection: Connection, row: Mapping[str, Any]) -> Invoice:
         month=Month(year, month), issue_date=dt.date.fromisoformat(row["issue_date"]),
         due_date=dt.date.fromisoformat(row["due_date"]), currency=row["currency"],
         lines=tuple(InvoiceLine(line["section"], line["description"], line["provider"], line["service"],
-                                line["cost"], line["credits"], line["amount"]) for line in lines),
+                                line["cost"], line["credits"], line["amount"], line["taxable"], line["tax"])
+                    for line in lines),
         scope=tuple(json.loads(row["scope"])), notes=tuple(json.loads(row["notes"])),
         flags=tuple(json.loads(row["flags"])), kind=row["kind"], references=row["references_number"] or "",
         prepaid_used=row["prepaid_used"])

@@ -60,6 +60,8 @@ invoice_lines = Table(
     Column("cost", AMOUNT, nullable=False),
     Column("credits", AMOUNT, nullable=False),
     Column("amount", AMOUNT, nullable=False),
+    Column("taxable", AMOUNT, nullable=True),                   # its part of the tax base (0003; NULL before)
+    Column("tax", AMOUNT, nullable=True),                       # its part of the tax (0003; NULL before)
 )
 
 events = Table(

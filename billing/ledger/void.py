@@ -26,7 +26,9 @@ class Voided(NamedTuple):
 
 def credit_note_for(invoice: Invoice, number: str, reason: str) -> Invoice:
     """The credit note cancelling ``invoice``: its lines and totals negated."""
-    lines = tuple(line._replace(cost=-line.cost, credits=-line.credits, amount=-line.amount) for line in invoice.lines)
+    lines = tuple(line._replace(cost=-line.cost, credits=-line.credits, amount=-line.amount,
+                                taxable=None if line.taxable is None else -line.taxable,
+                                tax=None if line.tax is None else -line.tax) for line in invoice.lines)
     return invoice._replace(
         number=number, status="finalized", kind="credit_note", references=invoice.number, lines=lines,
         notes=(f"This credit note cancels invoice {invoice.number} of {invoice.month.label} in full: {reason}",),

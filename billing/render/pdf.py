@@ -1,8 +1,10 @@
 """PDF invoices: a Jinja2 template in ``templates/`` rendered by WeasyPrint.
 
 The template folder is the project's ``templates/``; ``invoice.html.j2`` gets the invoice, the
-community, the organisation and the page size, plus a ``money`` filter that formats an amount in
-the invoice's currency (``1,234.50``).
+community, the organisation, the page size and the purchase order, the invoice's lines by
+section (the cloud lines passed through at cost apart from the markup and limit lines), and
+filters that write as the community's locale does: ``money`` (an amount in a table, ``1,234.50``),
+``total`` (with its currency, ``$1,234.50``, ``1.234,50 €``) and ``date`` (``September 30, 2022``).
 """
 
 from __future__ import annotations
@@ -22,16 +24,36 @@ import jinja2
 
 from ..config import Community, Config
 from ..errors import DataError
-from ..money import ZERO, format_amount
+from ..adjustments import passed_through
+from ..display import long_date
+from ..money import ZERO, format_amount, format_money
+from ..pricing import purchase_order
 from ..records import Invoice
+from . import csv_files
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 TEMPLATE = "invoice.html.j2"
 
 
+def _locale(context: jinja2.runtime.Context) -> str:
+    return context["community"].locale
+
+
 @jinja2.pass_context
 def _money(context: jinja2.runtime.Context, amount: Decimal) -> str:
-    return format_amount(amount, context["invoice"].currency)
+    """An amount in a table: the number as the community's locale writes it (``1,234.50``)."""
+    return format_amount(amount, context["invoice"].currency, _locale(context))
+
+
+@jinja2.pass_context
+def _total(context: jinja2.runtime.Context, amount: Decimal) -> str:
+    """An amount with its currency, as the community's locale writes it (``$1,234.50``, ``1.234,50 €``)."""
+    return format_money(amount, context["invoice"].currency, _locale(context))
+
+
+@jinja2.pass_context
+def _date(context: jinja2.runtime.Context, day: dt.date) -> str:
+    return long_date(day, _locale(context))
 
 
 @lru_cache(maxsize=4)
@@ -43,23 +65,27 @@ def _environment(folder: Path) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.filters["money"] = _money
+    environment.filters.update(money=_money, total=_total, date=_date)
     return environment
 
 
 def invoice_html(invoice: Invoice, community: Community, config: Config, folder: Path = TEMPLATES) -> str:
     cloud_lines = [line for line in invoice.lines if line.section == "cloud"]
+    passed = [line for line in cloud_lines if passed_through(line)]
     return _environment(folder).get_template(TEMPLATE).render(
         invoice=invoice,
         community=community,
         org=config.organisation,
         page_size=config.invoices.page_size,
-        cloud_lines=cloud_lines,
+        purchase_order=purchase_order(community, invoice.month),
+        passed_lines=passed,
+        other_cloud_lines=[line for line in cloud_lines if not passed_through(line)],
         fee_lines=[line for line in invoice.lines if line.section == "fees"],
         discount_lines=[line for line in invoice.lines if line.section == "discounts"],
         tax_lines=[line for line in invoice.lines if line.section == "tax"],
-        cloud_cost=sum((line.cost for line in cloud_lines if line.provider), ZERO),
-        cloud_credits=sum((line.credits for line in cloud_lines if line.provider), ZERO),
+        passed_cost=sum((line.cost for line in passed), ZERO),
+        passed_credits=sum((line.credits for line in passed), ZERO),
+        passed_total=sum((line.amount for line in passed), ZERO),
     )
 
 
@@ -83,12 +109,18 @@ def _fixed_timestamps(when: dt.date) -> Iterator[None]:
 
 def write_invoice_pdf(path: Path, invoice: Invoice, community: Community, config: Config,
                       folder: Path = TEMPLATES) -> None:
-    """Render the invoice to ``path``; the same invoice always gives the same bytes."""
+    """Render the invoice to ``path`` as PDF/A-3b, with its lines embedded as a CSV file
+    (``<number>-lines.csv``, the columns of ``invoice-lines.csv``) that accounting software can
+    read; the same invoice always gives the same bytes."""
     import weasyprint  # slow to import; only the runs that render pay for it
 
     html = weasyprint.HTML(string=invoice_html(invoice, community, config, folder), base_url=str(folder))
+    stamp = dt.datetime.combine(invoice.issue_date, dt.time(), dt.timezone.utc)
+    lines = weasyprint.Attachment(
+        string=csv_files.invoice_lines_text(invoice), base_url=str(folder), name=f"{invoice.number}-lines.csv",
+        description=f"The lines of {invoice.number} as CSV", created=stamp, modified=stamp, relationship="Data")
     with _fixed_timestamps(invoice.issue_date):
-        html.write_pdf(path, pdf_identifier=invoice.number.encode())
+        html.write_pdf(path, pdf_identifier=invoice.number.encode(), pdf_variant="pdf/a-3b", attachments=[lines])
 
 
 def pdf_name(invoice: Invoice) -> str:
