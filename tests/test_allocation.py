@@ -1,6 +1,5 @@
 """Shared pools: split exactly, by each kind of weight, whatever the order of the input."""
 
-import csv
 from decimal import Decimal
 
 import pytest
@@ -14,7 +13,7 @@ from billing.metrics import Metrics
 from billing.money import quantize
 from billing.reconciliation import check, reconcile
 from billing.records import Month, SourceTotal
-from billing.render.csv_files import write_shared_allocation
+from billing.render.csv_files import read_csv, write_shared_allocation
 
 from builders import cost_row
 
@@ -154,9 +153,8 @@ def test_a_pools_tax_is_split_on_its_own_with_the_same_weights(tmp_path):
         ("tax", "c", Decimal("0.00"), Decimal("1.005"))]
 
     write_shared_allocation(tmp_path / "shared-allocation.csv", shares, cfg)
-    with (tmp_path / "shared-allocation.csv").open(newline="") as handle:
-        table = [(r["part"], r["pool_total"], r["community_id"], r["share_percent"], r["amount"])
-                 for r in csv.DictReader(handle)]
+    table = [(r["part"], r["pool_total"], r["community_id"], r["share_percent"], r["amount"])
+             for r in read_csv(tmp_path / "shared-allocation.csv")]
     assert table == [("costs", "100.01", "a", "33.3333", "33.34"), ("costs", "100.01", "b", "66.6667", "66.67"),
                      ("costs", "100.01", "c", "0.0000", "0.00"),
                      ("tax", "1.005", "a", "33.3333", "0.34"), ("tax", "1.005", "b", "66.6667", "0.67"),

@@ -1,4 +1,3 @@
-import csv
 from decimal import Decimal
 
 import pytest
@@ -12,7 +11,7 @@ from billing.metrics import Metrics
 from billing.pricing import price_invoice
 from billing.reconciliation import add_invoiced, check, reconcile
 from billing.records import Month, SourceTotal
-from billing.render.csv_files import write_reconciliation
+from billing.render.csv_files import read_csv, write_reconciliation
 
 from builders import cost_row, rule
 
@@ -140,9 +139,8 @@ def test_invoiced_shows_what_the_invoices_pass_through_and_the_rounding_they_add
     assert sum(i.cloud_costs for i in invoices) == sum(r.invoiced for r in balance)
 
     write_reconciliation(tmp_path / "reconciliation.csv", balance)
-    with (tmp_path / "reconciliation.csv").open(newline="") as handle:
-        table = [{k: v for k, v in r.items() if k not in ("provider", "invoice_month", "currency")}
-                 for r in csv.DictReader(handle)]
+    table = [{k: v for k, v in r.items() if k not in ("provider", "invoice_month", "currency")}
+             for r in read_csv(tmp_path / "reconciliation.csv")]
     assert table == [  # as printed, invoiced = attributed + shared + credits_withheld + invoice_rounding
         {"billing_account": "BA-1", "source_total": "5.34", "attributed": "2.01", "shared": "3.33", "absorbed": "0.00",
          "unattributed": "0.00", "provider_rounding": "0.00", "difference": "0.00", "invoiced": "5.35",

@@ -1,6 +1,5 @@
 """The monthly job's clock: `--month last`, `--today` / BILLING_TODAY, and the settle rule."""
 
-import csv
 import datetime as dt
 import json
 
@@ -12,6 +11,7 @@ from billing import dates, ledger
 from billing.cli import main
 from billing.errors import UsageError
 from billing.records import Month
+from billing.render.csv_files import read_csv
 
 from conftest import ROOT, said
 
@@ -77,8 +77,7 @@ def test_settle_days_zero_settles_on_the_first_and_a_month_not_begun_is_refused(
 
 
 def register(folder) -> list[dict[str, str]]:
-    with (folder / "invoice-register.csv").open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+    return read_csv(folder / "invoice-register.csv")
 
 
 def test_last_month_before_it_settles_is_provisional_and_cannot_be_finalized(own_demo):
@@ -91,7 +90,7 @@ def test_last_month_before_it_settles_is_provisional_and_cannot_be_finalized(own
     assert len(rows) == 8 and {r["status"] for r in rows} == {"provisional"}
     text = " ".join(" ".join(page.extract_text() for page in PdfReader(own_demo / "out" / "2022-09" /
                                                                        "invoice-2022-09-ciroh.pdf").pages).split())
-    assert ("Provisional The cloud data for 2022-09 is still settling until 2022-10-06 (settle_days 5, today "
+    assert ("Provisional: The cloud data for 2022-09 is still settling until 2022-10-06 (settle_days 5, today "
             "2022-10-03 UTC). The cloud costs on this invoice may still change; a final invoice will follow once the "
             "data is final.") in text
     refused = billing("finalize", "--month", "last", "--today", "2022-10-03", "--config", config)

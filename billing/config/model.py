@@ -5,9 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ..errors import ConfigError
+from .accounting import Accounting
 from .delivery import Delivery
 from .fields import _Model
 from .job import Guards, SettleDays
@@ -54,6 +55,31 @@ class Config(_Model):
     deliver: Delivery | None = None
     settle_days: SettleDays = 5
     guards: Guards = Guards()
+    accounting: Accounting = Field(Accounting(), validate_default=True)
+
+    @field_validator("accounting")
+    @classmethod
+    def _accounting_names_communities(cls, value: Accounting, info: ValidationInfo) -> Accounting:
+        communities = info.data.get("communities")
+        if communities is not None:
+            prepaid = [c.id for c in communities if any(t.prepaid for t in c.all_contracts)]
+            problems = value.problems([c.id for c in communities], prepaid)
+            if problems:
+                raise ValueError("; ".join(problems))
+        return value
+
+    @model_validator(mode="after")
+    def _payment_instructions_for_every_currency(self) -> Config:
+        given = self.organisation.payment_instructions
+        if isinstance(given, dict):
+            billed = {c.currency or community.currency: community.id
+                      for community in self.communities for c in community.all_contracts}
+            missing = sorted(set(billed) - set(given))
+            if missing:
+                raise ValueError(f"organisation.payment_instructions has no instructions for {', '.join(missing)} "
+                                 f"(community {billed[missing[0]]!r} is billed in {missing[0]}); add them, or give "
+                                 "one text for every currency")
+        return self
 
     def community(self, community_id: str) -> Community:
         for community in self.communities:
