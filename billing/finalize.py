@@ -23,6 +23,7 @@ from .errors import LedgerError, UsageError
 from .pricing import final_number
 from .records import Invoice, Month
 from .render import csv_files
+from .render.derived import write_derived
 from .render.pdf import pdf_name, sha256_of, write_invoice_pdf, write_pdfs
 from .run import locked_month
 
@@ -39,9 +40,16 @@ def finalize_month(config: Config, month: Month, communities: Sequence[str] | No
             done = ledger.finalize(engine, month, communities, partial(final_number, config),
                                    partial(_render_final, version, config), command)
             _write_month(version, final, config, engine, month)
+        _publish_index(config, final, engine)
         if then is not None:
             then(done)
     return done
+
+
+def _publish_index(config: Config, final: Path, engine: Engine) -> None:
+    """The index of months (``<output>/index.html``), now that the month's new folder is published."""
+    from .review import publish_index  # pandas: imported only when a month is written
+    publish_index(config, final.parent, engine)
 
 
 def _render_final(folder: Path, config: Config, invoice: Invoice) -> str:
@@ -65,6 +73,7 @@ def _write_month(folder: Path, previous: Path, config: Config, engine: Engine, m
     csv_files.write_register(folder / "invoice-register.csv", invoices)
     csv_files.write_lines(folder / "invoice-lines.csv", invoices)
     csv_files.write_adjustments(folder / "adjustments.csv", ledger.found_adjustments(engine, month), invoices)
+    write_derived(folder, config, month)
 
 
 def void_invoice(config: Config, number: str, reason: str, output: Path | None = None,
@@ -86,4 +95,5 @@ def void_invoice(config: Config, number: str, reason: str, output: Path | None =
             done = ledger.void(engine, number, reason.strip(), partial(final_number, config),
                                partial(_render_final, version, config), command)
             _write_month(version, final, config, engine, month)
+        _publish_index(config, final, engine)
     return done

@@ -25,10 +25,11 @@ from .collectors import Collection, collect
 from .config import Config
 from .errors import BillingError, ConfigError, DataError, GuardError, OutputError, UsageError
 from .metrics import Metrics
-from .money import MINOR_UNITS, ZERO
+from .money import ZERO, currencies
 from .pricing import price_invoice
 from .records import PROVIDER_NAMES, PROVISIONAL, Attributed, Figure, Invoice, Month, ReconciliationRow
 from .render import csv_files
+from .render.derived import write_derived
 from .render.pdf import write_pdfs
 
 
@@ -124,9 +125,9 @@ def _check_sources(collections: list[tuple[str, Collection]]) -> None:
                                   f"account {total.billing_account} for {total.invoice_month}; every cost would be "
                                   "billed twice")
             read_by[key] = source_id
-            if total.currency not in MINOR_UNITS:
+            if total.currency not in currencies():
                 raise DataError(f"source {source_id!r}: billing account {total.billing_account} bills in "
-                                f"{total.currency!r}, a currency this tool does not know the minor unit of")
+                                f"{total.currency!r}, which is not an ISO 4217 currency code")
 
 
 def compute_month(config: Config, month: Month, refresh: bool = False,
@@ -215,6 +216,7 @@ def write_outputs(folder: Path, config: Config, result: MonthResult, finals: Map
     csv_files.write_absorbed(folder / "absorbed.csv", result.attributed)
     csv_files.write_shared_allocation(folder / "shared-allocation.csv", result.shares, config)
     csv_files.write_reconciliation(folder / "reconciliation.csv", result.reconciliation)
+    csv_files.write_findings(folder / "findings.csv", result.findings, result.warnings)
     return tuple(sorted(folder.iterdir()))
 
 
@@ -324,13 +326,14 @@ def run_month(config: Config, month: Month, output: Path | None = None, refresh:
         try:
             with atomic.writing(final) as version:
                 with logs.progress("render", len(result.invoices) + 1, "files") as step:
-                    names = [p.name for p in write_outputs(version, config, result, finals, final, step)]
+                    write_outputs(version, config, result, finals, final, step)
                 ledger.record_drafts(engine, month, result.invoices, fingerprint(result, config_sha256), command,
                                      {community: [a.id for a in items] for community, items in carried.items()})
                 result = result._replace(late=ledger.record_adjustments(engine, month, found, command))
                 ledger.record_figures(engine, month, figures, events, command)
                 csv_files.write_adjustments(version / "adjustments.csv", result.late, result.invoices)
-                names.append("adjustments.csv")
+                write_derived(version, config, month)
+                names = sorted(path.name for path in version.iterdir())
         except OSError as exc:
             error = OutputError(f"cannot write the outputs to {final}: {exc.strerror or exc}", notes=result.notes)
             error.paid_requests, error.bytes_scanned = result.paid_requests, result.bytes_scanned
@@ -340,6 +343,8 @@ def run_month(config: Config, month: Month, output: Path | None = None, refresh:
             error.paid_requests += result.paid_requests
             error.bytes_scanned += result.bytes_scanned
             raise
+        from .review import publish_index  # pandas: imported only when a month is written
+        publish_index(config, final.parent, engine)  # the index of months, now that this one is published
         done = RunResult(result, final, tuple(final / name for name in names))
         if then is not None:
             then(done)

@@ -119,6 +119,7 @@ class Stored(NamedTuple):
 class Bucket(NamedTuple):
     url: str
     read: Callable[[], dict[str, Stored]]  # the month's objects by name
+    index: Callable[[], bytes | None]      # the review index beside the months, if there
 
 
 def gcs_bucket(name="finance-billing", prefix="invoices") -> Bucket:
@@ -132,7 +133,11 @@ def gcs_bucket(name="finance-billing", prefix="invoices") -> Bucket:
             found[blob.name.rpartition("/")[2]] = listed._replace(data=blob.download_as_bytes())
         return found
 
-    return Bucket(f"gs://{name}/{prefix}", read)
+    def index() -> bytes | None:
+        blob = client.bucket(name).get_blob(f"{prefix}/index.html")
+        return None if blob is None else blob.download_as_bytes()
+
+    return Bucket(f"gs://{name}/{prefix}", read, index)
 
 
 def s3_bucket(name="acme-billing", prefix="invoices") -> Bucket:
@@ -148,7 +153,13 @@ def s3_bucket(name="acme-billing", prefix="invoices") -> Bucket:
                                                            got["Metadata"].get("sha256"), got["VersionId"])
         return found
 
-    return Bucket(f"s3://{name}/{prefix}", read)
+    def index() -> bytes | None:
+        try:
+            return client.get_object(Bucket=name, Key=f"{prefix}/index.html")["Body"].read()
+        except client.exceptions.NoSuchKey:
+            return None
+
+    return Bucket(f"s3://{name}/{prefix}", read, index)
 
 
 @pytest.fixture(params=["gs", "s3"])
@@ -640,8 +651,9 @@ def test_the_demo_month_is_delivered_to_both_buckets_by_email_and_webhook_and_re
     assert ran.exit_code == 0, ran.output
     folder = own_demo / "out" / "2022-09"
     files = {p.name: p.read_bytes() for p in folder.iterdir()}
-    assert len(files) == 16
+    assert len(files) == 21  # the PDFs, the CSV files, the workbook, the accounting imports, the review page
     for bucket in (gcs, s3):
+        assert bucket.index() == (own_demo / "out" / "index.html").read_bytes()  # the month page's "all months"
         stored = bucket.read()
         assert {name: item.data for name, item in stored.items() if name != MANIFEST} == files
         assert json.loads(stored[MANIFEST].data)["files"] == [
@@ -649,7 +661,7 @@ def test_the_demo_month_is_delivered_to_both_buckets_by_email_and_webhook_and_re
              "content_type": stored[n].content_type} for n, d in sorted(files.items())]
         assert stored["invoice-2022-09-ciroh.pdf"].content_type == "application/pdf"
     mail = parse(smtp.received[-1])
-    assert mail["Subject"] == "Invoices for September 2022: 8 invoice(s), 4,382.66 CAD, 1,569.59 GBP, 17,683.74 USD"
+    assert mail["Subject"] == "Invoices for September 2022: 8 invoice(s), 4,380.87 CAD, 1,569.59 GBP, 17,636.57 USD"
     assert "gs://finance-billing/invoices/2022-09/" in body_of(smtp.received[-1])
     assert webhook.posts[-1].body["text"].startswith("*Billing 2022-09* (September 2022): billing run 2022-09: 8 invoice(s)")
     closing = ran.stderr.splitlines()[-1]
@@ -685,7 +697,7 @@ def test_the_demo_month_is_delivered_to_both_buckets_by_email_and_webhook_and_re
     posts, mails = len(webhook.posts), len(smtp.received)
     again = billing("deliver", "--month", "2022-09")
     assert again.exit_code == 0, again.output
-    assert again.stderr.count("2022-09/: all 16 files already there, unchanged") == 2
+    assert again.stderr.count("2022-09/: all 21 files already there, unchanged") == 2
     assert "deliver: email: not sent again: it announced these very files before" in again.stderr
     assert (len(webhook.posts), len(smtp.received)) == (posts + 1, mails)
     assert "billing deliver 2022-09: 8 invoice(s)" in webhook.posts[-1].body["text"]

@@ -1,6 +1,5 @@
 """`billing run` end to end on the bundled demo data, as finance and an engineer would check it."""
 
-import csv
 import gzip
 import json
 import re
@@ -15,22 +14,19 @@ from pypdf import PdfReader
 import billing.attribution
 from billing.cli import main
 from billing.config import load_config
+from billing.render.csv_files import read_csv
 
 from conftest import ROOT, said
 
 DEMO_CONFIG = ROOT / "config" / "billing.yaml"
 MONTHS = ["2022-08", "2022-09", "2022-10"]
 CSV_FILES = {"invoice-register.csv", "invoice-lines.csv", "cost-detail.csv", "unattributed.csv", "adjustments.csv",
-             "reconciliation.csv", "absorbed.csv", "shared-allocation.csv"}
+             "reconciliation.csv", "absorbed.csv", "shared-allocation.csv", "xero-invoices.csv",
+             "quickbooks-invoices.csv", "findings.csv", "index.html"}
 
 
 def run(*args: str):
     return CliRunner().invoke(main, ["run", *args])
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +43,7 @@ def test_each_demo_month_has_every_file_and_balances(demo_output, month):
     folder = demo_output / month
     names = {p.name for p in folder.iterdir()}
     community_ids = [c.id for c in load_config(DEMO_CONFIG).communities]
-    assert names == CSV_FILES | {f"invoice-{month}-{cid}.pdf" for cid in community_ids}
+    assert names == CSV_FILES | {f"billing-{month}.xlsx"} | {f"invoice-{month}-{cid}.pdf" for cid in community_ids}
 
     reconciliation = read_csv(folder / "reconciliation.csv")
     assert {(r["provider"], r["billing_account"]) for r in reconciliation} == {
@@ -121,11 +117,14 @@ def test_each_pdf_shows_the_total_of_its_register_row(demo_output):
     for invoice in register:
         text = "\n".join(page.extract_text() for page in
                          PdfReader(folder / f"invoice-2022-09-{invoice['community_id']}.pdf").pages)
-        total, currency = f"{Decimal(invoice['total']):,.2f}", invoice["currency"]
-        assert re.search(rf"Total due \({currency}\)\s*{re.escape(total)} {currency}", text), (invoice["community_id"], text)
+        text = " ".join(text.split())
+        symbol = {"USD": "$", "CAD": "$", "GBP": "£"}[invoice["currency"]]  # callysto (CAD) writes as en_CA does
+        assert f"Total due {symbol}{Decimal(invoice['total']):,.2f}" in text, (invoice["community_id"], text)
         assert invoice["invoice_number"] in text and invoice["community_name"] in text
-        assert f"{Decimal(invoice['cloud_costs']):,.2f}" in text
-        assert "1 Sep 2022 to 30 Sep 2022" in text and "DRAFT" in text.upper()
+        assert f"{Decimal(invoice['cloud_costs']):,.2f}" in text and "DRAFT" in text.upper()
+        period = ("1 September 2022 to 30 September 2022" if invoice["community_id"] == "lis"  # en_GB
+                  else "September 1, 2022 to September 30, 2022")
+        assert f"Billing period {period}" in text, (invoice["community_id"], text)
 
 
 def test_the_demo_shows_every_contract_term_on_some_invoice(demo_output):
@@ -135,17 +134,18 @@ def test_the_demo_shows_every_contract_term_on_some_invoice(demo_output):
     shown = {
         "pass-through": ("paleohack", "Google Cloud: Compute Engine"),
         "shared pool": ("paleohack", "Shared: GKE cluster nodes"),
-        "metric pool": ("lis", "by memory-request-byte-hours"),
+        "metric pool": ("lis", "by memory requested (byte-hours)"),  # the display name of the metric
         "markup": ("oceanhackweek", "Cloud management markup (3% of"),
         "proration": ("oceanhackweek", "(prorated: 14 of 30 days)"),
-        "credit policy": ("temple", "do not reduce this invoice: PROMOTION"),
+        "credit policy": ("temple", "do not reduce this invoice: Promotional credit"),
         "percentage of fees": ("temple", "Dedicated cluster surcharge (50% of 1,500.00)"),
-        "tiered fee with cap": ("neurohackademy", "Per-user fee: 406 monthly-active-users"),
+        "tiered fee with cap": ("neurohackademy", "Per-user fee: 406 monthly active users"),
         "cloud cap": ("neurohackademy", "Cloud costs above the monthly limit of 2,500.00 (not charged)"),
         "minimum": ("coessing", "Monthly minimum true-up (minimum 600.00)"),
-        "recurring discount": ("coessing", "Education partner discount (20% of 600.00) -120.00"),
-        "one-month discount": ("ciroh", "Goodwill credit after the August overrun (10% of 5,226.89) -522.69"),
-        "tax": ("temple", "Sales tax (6% of"),
+        "recurring discount": ("coessing", "Education partner discount (20% of 599.23) -119.85"),
+        "one-month discount": ("ciroh", "Goodwill credit after the August overrun (10% of 5,069.31) -506.93"),
+        "tax": ("temple", "Sales tax (6% of 2,250.00)"),  # on the fees only
+        "tax on cloud and fees": ("callysto", "GST (5% of 4,138.27)"),  # not on Google's own tax of 35.69
         "currency": ("callysto", "converted at 1 USD = 1.3543 CAD, the rate for September 2022"),
         "another currency": ("lis", "1 USD = 0.8967 GBP"),
     }
@@ -160,23 +160,24 @@ def test_the_summary_names_every_community_and_the_folder(tmp_path):
     result = run("--month", "2022-09", "--config", str(DEMO_CONFIG), "--output", str(tmp_path))
     assert result.exit_code == 0
     assert "Invoices for September 2022:" in result.output
-    assert re.search(r"CIROH\s+3,226\.89\s+2,000\.00\s+-522\.69\s+0\.00\s+4,704\.20\s+USD", result.output)
-    assert re.search(r"Callysto\s+2,173\.96\s+2,000\.00\s+0\.00\s+208\.70\s+4,382\.66\s+CAD", result.output)
+    assert re.search(r"CIROH\s+3,226\.89\s+2,000\.00\s+-506\.93\s+0\.00\s+4,719\.96\s+USD", result.output)
+    assert re.search(r"Callysto\s+2,173\.96\s+2,000\.00\s+0\.00\s+206\.91\s+4,380\.87\s+CAD", result.output)
     assert "run: warning: CIROH: cloud costs 3,226.89 exceed the monthly limit of 3,000.00" in result.stderr
     assert "London Interdisciplinary School" in result.output
     assert "Reconciliation: 2 billing account(s) balance to the cent." in result.output
-    assert f"Wrote 16 files to {tmp_path / '2022-09'}" in result.output
+    assert f"Wrote {len(list((tmp_path / '2022-09').iterdir()))} files to {tmp_path / '2022-09'}" in result.output
 
 
 def test_a_rerun_gives_the_same_bytes_and_replaces_the_folder_whole(tmp_path, demo_output):
     stale = tmp_path / "2022-09" / "invoice-2022-09-former-community.pdf"
     stale.parent.mkdir(parents=True)
     stale.write_text("left over from an earlier config")
+    shutil.copytree(demo_output / "2022-08", tmp_path / "2022-08")  # the review page compares with the month before
     assert run("--month", "2022-09", "--config", str(DEMO_CONFIG), "--output", str(tmp_path)).exit_code == 0
     assert not stale.exists()
     for path in (demo_output / "2022-09").iterdir():
         assert (tmp_path / "2022-09" / path.name).read_bytes() == path.read_bytes(), path.name
-    assert visible(tmp_path) == ["2022-09"] and not leftovers(tmp_path)
+    assert visible(tmp_path) == ["2022-08", "2022-09", "index.html"] and not leftovers(tmp_path)
 
 
 def visible(folder: Path) -> list[str]:
@@ -232,7 +233,24 @@ def test_a_failed_run_leaves_the_previous_outputs_untouched(own_demo):
     assert result.exit_code == 1
     assert "page-2.json: not a readable JSON response" in said(result)
     assert {p.name: p.read_bytes() for p in (own_demo / "out" / "2022-09").iterdir()} == before
-    assert visible(own_demo / "out") == ["2022-09"] and not leftovers(own_demo / "out")
+    assert visible(own_demo / "out") == ["2022-09", "index.html"] and not leftovers(own_demo / "out")
+
+
+def test_a_file_made_from_the_csvs_that_fails_is_one_line_and_publishes_nothing(own_demo, monkeypatch):
+    config = str(own_demo / "billing.yaml")
+    assert run("--month", "2022-09", "--config", config).exit_code == 0
+    before = {p.name: p.read_bytes() for p in (own_demo / "out" / "2022-09").iterdir()}
+
+    def broken(*args):  # an unforeseen failure of one of the writers the folder's files feed
+        raise RuntimeError("no room for the chart")
+
+    monkeypatch.setattr("billing.render.derived.write_workbook", broken)
+    result = run("--month", "2022-09", "--config", config)
+    assert result.exit_code == 2
+    assert said(result) == ("Error: 2022-09: the workbook could not be written (RuntimeError: no room for the chart); "
+                            "nothing was published (run with -v for the details)\n")
+    assert "Traceback" not in result.output
+    assert {p.name: p.read_bytes() for p in (own_demo / "out" / "2022-09").iterdir()} == before
 
 
 def test_a_rule_on_a_tag_no_source_carries_is_refused(own_demo):
@@ -333,7 +351,7 @@ def _metrics_folder(root):
     (_metrics(b"community,metric,value\nlis,memory-request-byte-hours,\xff\n"), 1, "cannot be read"),
     (_metrics_folder, 1, "cannot be read"),
     (_aws_metric_as_text, 1, "usage/page-1.json: not the shape of a GetCostAndUsage response"),
-    (_gcp_currency, 1, "bills in 'XYZ', a currency this tool does not know the minor unit of"),
+    (_gcp_currency, 1, "bills in 'XYZ', which is not an ISO 4217 currency code"),
     (_drop_rate, 2, "add the 2022-09 rate from USD to CAD to exchange_rates"),
 ])
 def test_bad_input_is_one_line_with_its_exit_code_never_a_traceback(own_demo, breakage, code, words):
@@ -365,7 +383,7 @@ def test_a_month_on_provisional_data_says_so_on_every_invoice_and_cannot_be_fina
     result = run("--month", "2022-09", "--config", str(path))
     assert result.exit_code == 0, said(result)
     folder = own_demo / "out" / "2022-09"
-    register = list(csv.DictReader((folder / "invoice-register.csv").open()))
+    register = read_csv(folder / "invoice-register.csv")
     assert {row["status"] for row in register} == {"provisional"}
     assert all("provisional: the cloud data for 2022-09 is not final yet" in row["flags"] for row in register)
     text = " ".join(page.extract_text() for page in PdfReader(folder / "invoice-2022-09-paleohack.pdf").pages)

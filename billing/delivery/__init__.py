@@ -21,7 +21,7 @@ from ..errors import DeliveryError
 from ..records import Month
 from .buckets import deliver_to_bucket
 from .email import send_email
-from .manifest import MANIFEST, MonthFile, read_month
+from .manifest import MANIFEST, MonthFile, read_index, read_month
 from .outcome import Failed, Outcome
 from .webhook import post_webhook
 
@@ -61,6 +61,7 @@ def deliver(settings: Delivery, folder: Path, month: Month, summary: str, findin
     ``files``: the folder's files when the caller has read them already (``read_month``).
     """
     files = files if files is not None else read_month(folder, month)
+    index = read_index(folder.parent)
     log.info("delivering %d files of %s from %s", len(files), month, folder.resolve())
     outcomes: list[Outcome] = []
     failures: list[Failed] = []
@@ -77,7 +78,7 @@ def deliver(settings: Delivery, folder: Path, month: Month, summary: str, findin
 
     first_bucket = None
     for url in settings.buckets:
-        outcome = attempt(deliver_to_bucket, url, files, month, log)
+        outcome = attempt(deliver_to_bucket, url, files, month, log, index)
         first_bucket = first_bucket or outcome
     not_delivered = [failure.destination for failure in failures]
     for kind in sorted(skip & {"email", "webhook"}):

@@ -11,6 +11,9 @@ object's metadata (``sha256``). The steps, in order:
    remove the old manifest first, so that no manifest ever describes files being replaced.
 4. Upload those files, then the manifest (last), then remove the objects the manifest does not
    list (files the month no longer has).
+5. Put the review index (``<output>/index.html``, which lists every month and links to each
+   month's page) at ``<prefix>/index.html``, if it is not there as it is, so that the month
+   pages' link to it works in the bucket too.
 
 A manifest present thus always lists files that are all there, with its hashes. Two deliveries
 of one month at the same time are not guarded against (``billing deliver`` is one job).
@@ -28,7 +31,7 @@ from typing import NamedTuple, Protocol
 
 from ..config.delivery import parse_bucket_url
 from ..records import Month
-from .manifest import MANIFEST, MANIFEST_CONTENT_TYPE, MonthFile, manifest
+from .manifest import INDEX, MANIFEST, MANIFEST_CONTENT_TYPE, MonthFile, manifest
 from .outcome import Failed, Outcome, one_line
 
 SHA256_KEY = "sha256"  # the object metadata key holding the file's hex SHA-256
@@ -75,14 +78,19 @@ def _stores() -> dict[str, type]:
 
 
 def deliver_to_bucket(url: str, files: tuple[MonthFile, ...], month: Month,
-                      log: logging.Logger) -> Outcome:
+                      log: logging.Logger, index: MonthFile | None = None) -> Outcome:
     """Put ``files`` and their manifest under ``<url>/<month>/``; ``Failed`` naming ``url`` if
     it cannot be done (a missing bucket, denied access, no credentials)."""
     target = parse_bucket_url(url)
     kind = _stores()[target.scheme]
     try:
         store = kind(target.bucket)
-        outcome = _sync(store, f"{target.scheme}://{target.bucket}/", target.folder(month), files, month, log)
+        root = f"{target.scheme}://{target.bucket}/"
+        outcome = _sync(store, root, target.folder(month), files, month, log)
+        key = target.folder(month).removesuffix(f"{month}/") + INDEX
+        if index is not None and _put_index(store, key, index):
+            log.debug("%s%s: updated", root, key)
+            outcome = outcome._replace(done=outcome.done + "; the review index updated")
     except Exception as error:  # noqa: BLE001 - every failure becomes one line naming the bucket
         reason = kind.explain(error)
         if reason is None:
@@ -102,6 +110,14 @@ def _already_there(store: Store, remote: Remote | None, key: str, file: MonthFil
         return False
     sha256 = remote.sha256 if remote.sha256 is not None else store.sha256(key)
     return sha256 == file.sha256
+
+
+def _put_index(store: Store, key: str, index: MonthFile) -> bool:
+    """Upload the review index to ``key`` unless it is there as it is; whether it was uploaded."""
+    if _already_there(store, store.list(key).get(key), key, index):
+        return False
+    store.write(key, index.data, index.content_type, index.sha256)
+    return True
 
 
 def _sync(store: Store, root: str, folder: str, files: tuple[MonthFile, ...], month: Month,

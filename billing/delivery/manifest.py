@@ -61,6 +61,21 @@ def content_type(name: str) -> str:
     return CONTENT_TYPES.get(Path(name).suffix.lower(), OTHER_CONTENT_TYPE)
 
 
+INDEX = "index.html"  # the review page listing every month, beside the month folders
+
+
+def month_file(name: str, data: bytes) -> MonthFile:
+    return MonthFile(name, data, hashlib.sha256(data).hexdigest(), content_type(name))
+
+
+def read_index(output: Path) -> MonthFile | None:
+    """The review index beside the month folders (``<output>/index.html``), if there is one."""
+    try:
+        return month_file(INDEX, (output / INDEX).read_bytes())
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+
+
 def read_month(folder: Path, month: Month) -> tuple[MonthFile, ...]:
     """The files of a month's output folder (the version its link points to), sorted by name.
 
@@ -87,7 +102,7 @@ def read_month(folder: Path, month: Month) -> tuple[MonthFile, ...]:
         except OSError as error:  # a run replaced the folder meanwhile (and removed this version)
             raise UsageError(f"cannot read {path.name} in {folder} ({error.strerror}); if a run replaced the "
                              f"folder meanwhile, deliver again: billing deliver --month {month}") from None
-        files.append(MonthFile(path.name, data, hashlib.sha256(data).hexdigest(), content_type(path.name)))
+        files.append(month_file(path.name, data))
     if not files:
         raise UsageError(f"nothing to deliver for {month}: {folder} has no files")
     return tuple(files)
