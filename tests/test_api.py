@@ -83,7 +83,7 @@ def test_a_month_comes_back_with_exact_decimals_dates_and_text_as_written(tmp_pa
         lines=[{"invoice_number": "DRAFT-202209-paleohack", "community_id": "paleohack", "invoice_month": "2022-09",
                 "line": "1", "section": "cloud", "description": "-5% of nothing", "provider": "gcp",
                 "service": "Compute Engine", "currency": USD, "cost": "1748.01", "credits": "0.00",
-                "amount": "1748.01"}],
+                "amount": "1748.01", "taxable": "0.00", "tax": "0.00"}],
         detail=[detail_row("community", "paleohack", "0.1"), detail_row("community", "paleohack", "0.2")],
     )
     assert (folder / "invoice-register.csv").read_text(encoding="utf-8-sig").count("'=HYPERLINK") == 1

@@ -19,7 +19,7 @@ from billing.metrics import Metrics
 from billing.pricing import price_invoice
 from billing.records import Attributed, Bucket, Month
 from billing.render.csv_files import LINE_COLUMNS, invoice_lines_text
-from billing.render.pdf import write_invoice_pdf
+from billing.render.pdf import TEMPLATES, invoice_html, write_invoice_pdf
 
 from builders import cost_row
 
@@ -209,3 +209,20 @@ def test_every_demo_invoice_fits_its_totals_and_payment_on_the_pages_with_its_li
         texts = pages(PdfReader(path))
         assert "Total due" in texts[-1] and "Please pay" in texts[-1], path.name
         assert re.search(r"(subtotal|Passed through at cost) [\d,.-]+ .*Total due", texts[-1]), (path.name, texts[-1])
+
+
+def test_a_long_unbroken_name_or_description_wraps_and_nothing_runs_off_the_page():
+    import weasyprint
+    from weasyprint.formatting_structure.boxes import TextBox
+
+    long = "Research" + "X" * 140
+    cfg = config({"name": long, "address": ["Building" + "Y" * 120]},
+                 {"fees": [{"description": f"Fee for {long}", "amount": 1234}]})
+    invoice = price_invoice(cfg, cfg.communities[0], SEPTEMBER, [], [], [], Metrics(None, SEPTEMBER))
+    document = weasyprint.HTML(string=invoice_html(invoice, cfg.communities[0], cfg), base_url=str(TEMPLATES)).render()
+    assert len(document.pages) == 1
+    page = document.pages[0]
+    texts = [box for box in page._page_box.descendants() if isinstance(box, TextBox)]
+    assert any(box.text == "1,234.00" for box in texts)
+    outside = [box.text[:20] for box in texts if box.position_x + box.width > page.width + 0.5]
+    assert outside == []

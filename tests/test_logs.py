@@ -32,9 +32,9 @@ def test_json_logs_parse_line_by_line_and_end_with_the_summary(own_demo):
     assert any(r["message"] == "Invoices for September 2022:" for r in found if r["stage"] == "report")
     summary = found[-1]
     assert summary["stage"] == "summary" and summary["severity"] == "INFO"
-    assert summary["message"] == ("billing run 2022-09: 8 invoice(s); totals 4,380.87 CAD, 1,569.59 GBP, 17,636.57 "
+    assert summary["message"] == ("billing run 2022-09: 8 invoice(s); totals 4,380.87 CAD, 1,569.59 GBP, 17,636.45 "
                                   "USD; unattributed none; paid API requests 0; bytes scanned 0 bytes")
-    assert summary["invoices"] == 8 and summary["totals"] == {"CAD": "4380.87", "GBP": "1569.59", "USD": "17636.57"}
+    assert summary["invoices"] == 8 and summary["totals"] == {"CAD": "4380.87", "GBP": "1569.59", "USD": "17636.45"}
     assert summary["paid_api_requests"] == 0 and summary["bytes_scanned"] == 0
 
 

@@ -134,7 +134,7 @@ def test_the_demo_shows_every_contract_term_on_some_invoice(demo_output):
     shown = {
         "pass-through": ("paleohack", "Google Cloud: Compute Engine"),
         "shared pool": ("paleohack", "Shared: GKE cluster nodes"),
-        "metric pool": ("lis", "by memory requested (byte-hours)"),  # the display name of the metric
+        "metric pool": ("lis", "by memory requested"),  # the display name of the metric
         "markup": ("oceanhackweek", "Cloud management markup (3% of"),
         "proration": ("oceanhackweek", "(prorated: 14 of 30 days)"),
         "credit policy": ("temple", "do not reduce this invoice: Promotional credit"),

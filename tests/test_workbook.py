@@ -161,12 +161,12 @@ def made_up_folder(folder: Path) -> Path:
          "1235", "0", "0", "124", "1359", "finalized", "", "invoice", "", "0", "1359")])
     write(folder / "invoice-lines.csv", csv_files.LINE_COLUMNS, [
         ("INV-2022-00001", "ucl", "2022-09", "1", "cloud", "AWS: Amazon EC2", "aws", "Amazon EC2", "USD",
-         "10.01", "0.00", "10.01"),
+         "10.01", "0.00", "10.01", "0.00", "0.00"),
         ("INV-2022-00001", "ucl", "2022-09", "2", "fees", "-5% off nothing: a service fee", "", "", "USD",
-         "5.00", "0.00", "5.00"),
+         "5.00", "0.00", "5.00", "0.00", "0.00"),
         ("INV-2022-00002", "tokyo", "2022-09", "1", "cloud", "AWS: Amazon S3", "aws", "Amazon S3", "JPY",
-         "1235", "0", "1235"),
-        ("INV-2022-00002", "tokyo", "2022-09", "2", "tax", "消費税 10%", "", "", "JPY", "124", "0", "124")])
+         "1235", "0", "1235", "1235", "124"),
+        ("INV-2022-00002", "tokyo", "2022-09", "2", "tax", "消費税 10%", "", "", "JPY", "124", "0", "124", "0", "0")])
     write(folder / "cost-detail.csv", csv_files.DETAIL_COLUMNS, [
         ("2022-09", "community", "ucl", "aws", "012345678901", "001122334455", "Amazon EC2", "usage",
          "team=@ops", "USD", "10.0061234567", "0.00", "10.0061234567", "aws-payer"),

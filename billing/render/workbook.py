@@ -55,6 +55,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "fees": ("Fees", AMOUNT),
     "discounts": ("Discounts", AMOUNT),
     "tax": ("Tax", AMOUNT),
+    "taxable": ("Taxable", AMOUNT),
     "total": ("Total", AMOUNT),
     "status": ("Status", TEXT),
     "flags": ("Flags", TEXT),
