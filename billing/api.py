@@ -230,6 +230,15 @@ def current_invoices(register: pd.DataFrame) -> pd.DataFrame:
     return register[(register["type"] == "invoice") & (register["status"] != "void")]
 
 
+def register_status(register: pd.DataFrame) -> str:
+    """The month's status from its register: ``month_status`` of its current invoices, a community
+    whose invoice was voided and not drafted again counting as a draft (it is owed a new one)."""
+    invoices = register[register["type"] == "invoice"]
+    standing = set(invoices[invoices["status"] != "void"]["community_id"])
+    awaiting = set(invoices["community_id"]) - standing
+    return month_status(list(current_invoices(register)["status"]) + [DRAFT] * len(awaiting))
+
+
 def month_status(statuses: Iterable[str]) -> str:
     """The status of a month from its current invoices' (``draft``, ``provisional``,
     ``finalized``): ``finalized`` when all are, ``partly finalized`` when some are,
@@ -247,12 +256,15 @@ def month_status(statuses: Iterable[str]) -> str:
 
 def ledger_statuses(documents: Iterable[ledger.Document]) -> dict[str, str]:
     """Each month's status as the ledger has it (``month_status`` of its current invoices)."""
-    found: dict[str, list[str]] = {}
+    found: dict[str, dict[str, list[str]]] = {}
     for document in documents:
-        if document.kind == "invoice" and document.status != "void":
+        if document.kind == "invoice":
             status = PROVISIONAL if document.status == DRAFT and document.provisional else document.status
-            found.setdefault(document.month, []).append(status)
-    return {month: month_status(statuses) for month, statuses in found.items()}
+            found.setdefault(document.month, {}).setdefault(document.community_id, []).append(status)
+    # a community with only a void invoice is owed a new one: a draft to come
+    return {month: month_status(s for statuses in communities.values()
+                                for s in ([x for x in statuses if x != "void"] or [DRAFT]))
+            for month, communities in found.items()}
 
 
 def cloud_costs(data: MonthData) -> pd.DataFrame:
@@ -340,7 +352,7 @@ def read_history(folders: Mapping[str, Path], documents: Sequence[ledger.Documen
     for month, folder in sorted(folders.items()):
         data = (read or {}).get(month) or read_month(folder, month, None if detail else SUMMARY_TABLES)
         current = current_invoices(data.register)
-        months.append((month, month_status(current["status"]), in_ledger.get(month) if documents is not None else None,
+        months.append((month, register_status(data.register), in_ledger.get(month) if documents is not None else None,
                        len(current), str(folder)))
         for currency, mine in current.groupby("currency", sort=True):
             totals.append((month, currency, len(mine), sum(mine["total"], ZERO), sum(mine["amount_due"], ZERO)))

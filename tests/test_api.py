@@ -234,3 +234,23 @@ def test_the_ledger_says_what_it_holds_beside_the_register(tmp_path):
 ])
 def test_a_months_status_follows_its_invoices(statuses, status):
     assert api.month_status(statuses) == status
+
+
+def test_a_voided_invoice_not_drafted_again_leaves_its_month_partly_finalized(tmp_path):
+    """Temple's invoice was voided and its credit note issued; no new draft yet: the month is not
+    final, in the register as in the ledger."""
+    folder = write_month(tmp_path / "2022-09", register=[
+        register_row("paleohack", "10.00", status="finalized", number="INV-2022-00001"),
+        register_row("temple", "20.00", status="void", number="INV-2022-00002"),
+        register_row("temple", "-20.00", status="finalized", number="INV-2022-00003", kind="credit_note",
+                     references="INV-2022-00002")])
+    month = api.load_month("", "2022-09", folder=folder)
+    assert api.register_status(month.register) == "partly finalized"
+    documents = [Document("2022-09", "paleohack", "invoice", "finalized", "INV-2022-00001", USD, Decimal("10"), False),
+                 Document("2022-09", "temple", "invoice", "void", "INV-2022-00002", USD, Decimal("20"), False),
+                 Document("2022-09", "temple", "credit_note", "finalized", "INV-2022-00003", USD, Decimal("-20"),
+                          False)]
+    assert api.ledger_statuses(documents) == {"2022-09": "partly finalized"}
+    redrafted = documents + [Document("2022-09", "temple", "invoice", "finalized", "INV-2022-00004", USD,
+                                      Decimal("18"), False)]
+    assert api.ledger_statuses(redrafted) == {"2022-09": "finalized"}

@@ -300,7 +300,7 @@ def month_page(folder: Path, config: Config, month: Month) -> str:
                        "amount_due": row.amount_due,
                        "change": _change(row.total, earlier.iloc[0]["total"] if len(earlier) else
                                          (ZERO if has_previous else None))})
-    status = api.month_status(current["status"])
+    status = api.register_status(data.register)
     unattributed = unattributed_by_currency(data, config.guards.max_unattributed)
     reconciliation = list(data.reconciliation.itertuples(index=False))
     return _render(
