@@ -1,21 +1,22 @@
 """Checks that every row of the export files is read exactly once, and can be billed.
 
 Reconciliation compares two sums over the rows that were read; it cannot see a row the reader
-dropped or a row that two files hold. These checks run on what ``gcp_files.load`` read, so they
-cost little beside reading the files:
+dropped or a row that two files hold. These checks run on what ``gcp_files.load`` counted in its
+one reading of the files, so they cost little beside reading them:
 
-- **read whole**: each NDJSON file is also read as plain lines (no JSON), and the bytes of its
-  lines plus their newlines must equal the file's content length: the size of a plain file, or the
-  length a gzip file records in its last bytes. When the two differ (Windows line ends, a gzip
-  made of several members, a damaged or cut-short file), the file is read again in Python, which
-  checks every gzip checksum to the end and counts the lines. Then the JSON reader must have read
-  a row for every line that is not blank. For Parquet, the rows read must equal the row count in
-  each file's footer.
+- **read whole**: NDJSON files are read as plain lines, each line then parsed as JSON, and the
+  bytes of a file's lines plus their newlines must equal the file's content length: the size of a
+  plain file, or the length a gzip file records in its last bytes. When the two differ (Windows
+  line ends, a gzip made of several members, a damaged or cut-short file), the file is read again
+  in Python, which checks every gzip checksum to the end and counts the lines. Then every line
+  that is not blank must have been parsed into a row. For Parquet, the rows read must equal the
+  row count in each file's footer.
 - **no row twice**: a row found in two different files is one export read twice (a copy, a
   re-compressed or re-written copy, overlapping extracts). Rows are first matched by a hash of
-  their values (so spacing, key order and ``1.5``/``1.50`` do not hide a copy), then the two files
-  are compared row by row, on every column, before the run is refused with the exact count. The
-  same row twice in one file is legitimate (two identical usage rows) and allowed.
+  their values (so spacing, key order and ``1.5``/``1.50`` do not hide a copy): the reading keeps
+  the hashes found in more than one file. Only then are the files that share them paired, and
+  compared row by row, on every column, before the run is refused with the exact count. The same
+  row twice in one file is legitimate (two identical usage rows) and allowed.
 - **rows**: each row must have the export's shape (objects and lists where the export has them,
   numbers as amounts), finite amounts within ``MAX_AMOUNT``, and what billing needs: an invoice
   month, a cost and credit amounts. Rows without them are refused, one line naming the file, the
@@ -63,6 +64,7 @@ PROBLEMS: dict[str, tuple[str, bool]] = {
     "unbillable:cost": ("has no cost (null or absent)", True),
     "unbillable:credit_amount": ("has a credit without an amount", True),
 }
+PROBLEMS_ORDER = list(PROBLEMS)
 # Problems that only matter for the month billed: another month's run reports its own rows.
 THIS_MONTH_ONLY = ("unbillable:cost", "unbillable:credit_amount", "missing:currency", "missing:billing_account_id")
 REPORT_WHAT = {
@@ -74,14 +76,16 @@ REPORT_WHAT = {
 
 def problem_expression(typed: bool) -> str:
     """SQL over ``r`` (the row's columns) and, for NDJSON (``typed``), ``j`` (the row as read, its
-    amounts as JSON text): the row's problem code, or NULL. The JSON reader itself refuses a value
-    of the wrong kind (a list where the export has an object); Parquet rows have their schema."""
+    amounts as JSON text) and ``shape`` (a record of the wrong kind, e.g. a list where the export
+    has an object, as ``gcp_files.SHAPE`` finds it): the row's problem code, or NULL. Parquet rows
+    have their schema. The order is ``row_problem``'s."""
     finite = f"(isfinite(x) AND abs(x) < {MAX_AMOUNT})"
     month = ("(r.invoice.month GLOB '[0-9][0-9][0-9][0-9][0-9][0-9]' "  # a tenth of what a regexp costs
              "AND substr(r.invoice.month, 5, 2) BETWEEN '01' AND '12')")
     text = [
         ("r.billing_account_id IS NULL AND j.cost IS NULL AND r.currency IS NULL AND r.invoice IS NULL",
          "'not_object'"),
+        ("shape IS NOT NULL", "shape"),
         ("j.cost IS NOT NULL AND r.cost IS NULL", "'shape:cost'"),
         ("len(j.credits) > 0 AND list_bool_or(list_transform(j.credits, lambda c: c.amount IS NOT NULL "
          "AND TRY_CAST(c.amount::VARCHAR AS DOUBLE) IS NULL))", "'shape:credits'"),
@@ -119,12 +123,14 @@ def row_problem(value: object) -> str | None:
         if value.get(field) is not None and not isinstance(value[field], kind):
             return f"shape:{field}"
     labels, credits, cost = value.get("labels") or [], value.get("credits") or [], value.get("cost")
-    if cost is not None and not _number(cost):
-        return "shape:cost"
-    if any(not isinstance(c, dict) or (c.get("amount") is not None and not _number(c["amount"])) for c in credits):
-        return "shape:credits"
     if any(not isinstance(label, dict) for label in labels):
         return "shape:labels"
+    if any(not isinstance(c, dict) for c in credits):
+        return "shape:credits"
+    if cost is not None and not _number(cost):
+        return "shape:cost"
+    if any(c.get("amount") is not None and not _number(c["amount"]) for c in credits):
+        return "shape:credits"
     if cost is not None and not _in_range(cost):
         return "number:cost"
     if any(c.get("amount") is not None and not _in_range(c["amount"]) for c in credits):
@@ -203,20 +209,21 @@ def lines_of(path: Path) -> Iterator[str]:
 
 
 def check_read_whole(source: GcpExportFiles, files: list[Path], kind: str, connection: duckdb.DuckDBPyConnection,
-                     table: str, lines: dict[int, tuple[int, int]]) -> None:
-    """Every file read to its end, and a row read for each of its lines; ``lines`` is what
-    ``gcp_files.file_lines`` counted (NDJSON)."""
-    read = dict(connection.execute(f"SELECT file, count(*) FROM {table} GROUP BY file").fetchall())
+                     counts: dict[int, tuple[int, int, int]]) -> None:
+    """Every file read to its end, and a row read for each of its lines; ``counts`` is what
+    ``gcp_files.file_counts`` counted per file index: rows read, lines that are not blank and the
+    bytes of the lines (NDJSON)."""
     if kind == "parquet":
         declared = dict(connection.execute(
             f"SELECT file_name, sum(num_rows) FROM parquet_file_metadata({sql_files(files)}) GROUP BY file_name").fetchall())
         for index, path in enumerate(files, start=1):
-            if read.get(index, 0) != declared.get(str(path), 0):
+            read = counts.get(index, (0, 0, 0))[0]
+            if read != declared.get(str(path), 0):
                 raise DataError(f"source {source.id!r}: {path}: its footer records {declared.get(str(path), 0)} rows "
-                                f"but {read.get(index, 0)} were read; the file is damaged: copy or extract it again")
+                                f"but {read} were read; the file is damaged: copy or extract it again")
         return
     for index, path in enumerate(files, start=1):
-        rows, size = lines.get(index, (0, 0))
+        read, rows, size = counts.get(index, (0, 0, 0))
         expected = _recorded_length(path)
         modulo = 2**32 if path.name.endswith(".gz") else 2**64
         if expected is None or expected not in {size % modulo, (size - 1) % modulo}:  # the last newline may lack
@@ -224,9 +231,9 @@ def check_read_whole(source: GcpExportFiles, files: list[Path], kind: str, conne
             if held != rows:
                 raise DataError(f"source {source.id!r}: {path} holds {held} rows but {rows} lines were read; "
                                 "the file was not read whole, so the run stops rather than bill part of it")
-        if read.get(index, 0) != rows:
+        if read != rows:
             raise _bad_line(source, path) or DataError(
-                f"source {source.id!r}: {path} holds {rows} rows but {read.get(index, 0)} were read; the file was not "
+                f"source {source.id!r}: {path} holds {rows} rows but {read} were read; the file was not "
                 "read whole, so the run stops rather than bill part of it")
 
 
@@ -243,17 +250,16 @@ def sql_files(files: list[Path]) -> str:
 # --- no row twice ------------------------------------------------------------------------------
 
 def check_no_row_twice(source: GcpExportFiles, files: list[Path], connection: duckdb.DuckDBPyConnection,
-                       table: str, shared_rows: Callable[[int, int], int]) -> None:
-    """Refuse rows found in two different files. Pairs of files whose rows' hashes meet are
-    compared row by row: ``shared_rows(first, second)`` counts the rows of one also in the other."""
-    (repeated,) = connection.execute(f"SELECT count(*) - count(DISTINCT row_hash) FROM {table}").fetchone()
-    if not repeated:  # every row is distinct: the common case, and the cheap question
+                       groups: str, pairs_of_files: Callable[[], list[tuple[int, int]]],
+                       shared_rows: Callable[[int, int], int]) -> None:
+    """Refuse rows found in two different files. ``groups`` holds (``per_group`` false) the row
+    hashes the reading found in more than one file; ``pairs_of_files()`` gives the pairs of file
+    indexes (first < second) those hashes join, and each pair is compared row by row:
+    ``shared_rows(first, second)`` counts the rows of one also in the other."""
+    (found,) = connection.execute(f"SELECT count(*) FROM {groups} WHERE NOT per_group").fetchone()
+    if not found:  # every row hash is in one file only: the common case
         return
-    pairs = connection.execute(f"""
-        WITH shared AS (SELECT row_hash FROM {table} GROUP BY row_hash HAVING min(file) <> max(file)),
-        per AS (SELECT DISTINCT row_hash, file FROM {table} WHERE row_hash IN (SELECT row_hash FROM shared))
-        SELECT DISTINCT a.file, b.file FROM per a JOIN per b ON a.row_hash = b.row_hash AND a.file < b.file
-        ORDER BY a.file, b.file""").fetchall()
+    pairs = pairs_of_files()
     confirmed = [(a, b, rows) for a, b in pairs for rows in [shared_rows(a, b)] if rows]
     if not confirmed:
         return  # hash collisions only: distinct rows
@@ -268,38 +274,41 @@ def check_no_row_twice(source: GcpExportFiles, files: list[Path], connection: du
 # --- rows --------------------------------------------------------------------------------------
 
 def check_rows(source: GcpExportFiles, files: list[Path], kind: str, month: Month,
-               connection: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    """Refuse rows with problems (see ``PROBLEMS``); return warnings for those the source accepts."""
-    found = connection.execute(f"""
-        SELECT problem, file, count(*) AS n{', arg_min(line_number, line_number)' if kind == 'parquet' else ''}
-        FROM {table}
-        WHERE problem IS NOT NULL AND (problem NOT IN ({', '.join(repr(p) for p in THIS_MONTH_ONLY)})
-                                       OR month = ?)
-        GROUP BY problem, file ORDER BY file, min(rowid)""", [month.compact]).fetchall()
+               connection: duckdb.DuckDBPyConnection, groups: str) -> list[str]:
+    """Refuse rows with problems (see ``PROBLEMS``); return warnings for those the source accepts.
+    ``groups`` counts the rows per file and problem (``gcp_files.load``), with the first Parquet
+    row of each; the first NDJSON line is found again in Python, only for a problem found."""
+    counted = connection.execute(f"""
+        SELECT problem, file, sum(rows)::BIGINT AS n, min(first_line)
+        FROM {groups}
+        WHERE per_group AND problem IS NOT NULL
+          AND (problem NOT IN ({', '.join(repr(p) for p in THIS_MONTH_ONLY)}) OR month = ?)
+        GROUP BY problem, file""", [month.compact]).fetchall()
+    # In the files' order, and within a file in the order the rows come (their first lines).
+    found = sorted(((problem, file, count, *_first(files[file - 1], problem, month, number))
+                    for problem, file, count, number in counted),
+                   key=lambda f: (f[1], f[4], PROBLEMS_ORDER.index(f[0])))
     accept = getattr(source, "unbillable_rows", "refuse") == "report"
     refused = [f for f in found if not (accept and PROBLEMS[f[0]][1])]
     if refused:
-        problem, file, count, *number = refused[0]
+        problem, file, count, where, _, text = refused[0]
         others = sum(f[2] for f in refused) - count
         described, acceptable = PROBLEMS[problem]
         hint = " (or set `unbillable_rows: report` on the source to bill the other rows and list these)" \
             if acceptable else ""
         more = f", and {others} other row(s) with problems" if others else ""
-        where, text = _first(files[file - 1], problem, month, number[0] if number else None)
         raise DataError(f"source {source.id!r}: {where}: the row {described}; {count} such "
                         f"row(s) in that file{more}{hint}{': ' + _show(text) if text else ''}")
-    warnings = []
-    for problem, file, count, *number in found:
-        where, _ = _first(files[file - 1], problem, month, number[0] if number else None)
-        warnings.append(f"{count} row(s) of {files[file - 1].name} {REPORT_WHAT[problem]} (first: {where})")
-    return warnings
+    return [f"{count} row(s) of {files[file - 1].name} {REPORT_WHAT[problem]} (first: {where})"
+            for problem, file, count, where, _, _ in found]
 
 
-def _first(path: Path, problem: str, month: Month, number: int | None) -> tuple[str, str | None]:
-    """``file:line`` of the first row of ``path`` with ``problem``, and its text: a Parquet row
-    carries its number; an NDJSON file is read again in Python (only when there is a problem)."""
+def _first(path: Path, problem: str, month: Month, number: int | None) -> tuple[str, float, str | None]:
+    """``file:line`` of the first row of ``path`` with ``problem``, its line number (for order)
+    and its text: a Parquet row carries its number; an NDJSON file is read again in Python (only
+    when there is a problem)."""
     if number is not None:
-        return f"{path}:{number}", None
+        return f"{path}:{number}", number, None
     for count, line in _rows(path):
         text = line.decode("utf-8", "replace").strip()
         try:
@@ -308,8 +317,8 @@ def _first(path: Path, problem: str, month: Month, number: int | None) -> tuple[
             continue
         if row_problem(value) == problem and (problem not in THIS_MONTH_ONLY or (
                 isinstance(value.get("invoice"), dict) and value["invoice"].get("month") == month.compact)):
-            return f"{path}:{count}", text
-    return str(path), None
+            return f"{path}:{count}", count, text
+    return str(path), float("inf"), None
 
 
 def _show(text: str | None) -> str:

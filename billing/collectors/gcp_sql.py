@@ -25,6 +25,7 @@ from sqlglot import exp
 from ..records import ADJUSTMENT, OTHER, ROUNDING, TAX, USAGE, CostRow, Month, SourceTotal
 
 NUMERIC = "NUMERIC(38, 9)"
+DUCKDB_NUMERIC = "DECIMAL(38, 9)"  # the same type, as DuckDB names it
 GROUP_COLUMNS = ("invoice_month", "billing_account_id", "project_id", "service", "cost_type", "currency")
 UNTYPED_CREDIT = "UNSPECIFIED"  # a credit whose export row has no type (its amount is still a credit)
 CHARGE_TYPES = {"regular": USAGE, "tax": TAX, "adjustment": ADJUSTMENT, "rounding_error": ROUNDING}
