@@ -48,9 +48,10 @@ def main(ctx: click.Context) -> None:
               help="Accept a guard's finding (unattributed, rule-unmatched, cost-zero, cost-change; alone or as "
                    "e.g. cost-change:ciroh); repeat for several; recorded in the ledger.")
 @click.option("--no-deliver", is_flag=True, help="Do not deliver the month (billing deliver does it later).")
+@console.jobs_option
 @console.logging_options
 def run(month: str, today: str | None, config_path: Path, output: Path | None, refresh: bool, force: bool,
-        allow: tuple[str, ...], no_deliver: bool) -> None:
+        allow: tuple[str, ...], no_deliver: bool, jobs: int | None) -> None:
     """Bill one invoice month: PDF invoices and CSV files for finance, then deliver them.
 
     Replaces <output>/<YYYY-MM>/ whole, or leaves it untouched when anything fails. Before the
@@ -62,6 +63,7 @@ def run(month: str, today: str | None, config_path: Path, output: Path | None, r
       billing run --month 2022-09
       billing run --month last --log-format json
       billing run --month 2022-09 --allow cost-change:ciroh
+      billing run --month 2022-09 --jobs 2
     """
     job = console.job(summary=True)
     day = console.today(today)
@@ -78,7 +80,7 @@ def run(month: str, today: str | None, config_path: Path, output: Path | None, r
                                                                   for f in result.findings], no_deliver))
 
     run_month(config, parsed, output, refresh, config_sha256=_sha256(config_path), today=day, force=force,
-              allow=allow, then=report_and_deliver)
+              allow=allow, then=report_and_deliver, jobs=jobs)
     logs.summary(closing[0].line(), ok=True, **closing[0].fields())
 
 
@@ -187,9 +189,10 @@ def check_config(config_path: Path, month: str | None, today: str | None) -> Non
 @console.config_option
 @console.output_option
 @click.option("--no-deliver", is_flag=True, help="Do not deliver the month (billing deliver does it later).")
+@console.jobs_option
 @console.logging_options
 def finalize(month: str, today: str | None, communities: tuple[str, ...], config_path: Path, output: Path | None,
-             no_deliver: bool) -> None:
+             no_deliver: bool, jobs: int | None) -> None:
     """Give a month's draft invoices their final numbers and final PDFs (no DRAFT mark).
 
     Numbers come from the config's invoices.number_pattern and one sequence, never reused and
@@ -200,6 +203,7 @@ def finalize(month: str, today: str | None, communities: tuple[str, ...], config
     Examples:
       billing finalize --month 2022-09
       billing finalize --month last --community ciroh
+      billing finalize --month 2022-09 --jobs 2
     """
     job = console.job(summary=True)
     parsed = job.start(dates.month(month, console.today(today)))
@@ -218,7 +222,7 @@ def finalize(month: str, today: str | None, communities: tuple[str, ...], config
         closing.append(_deliver(config, parsed, output, recorded_summary(config, parsed, "billing finalize"), (),
                                 no_deliver, "billing finalize"))
 
-    finalize_month(config, parsed, list(communities) or None, output, then=report_and_deliver)
+    finalize_month(config, parsed, list(communities) or None, output, then=report_and_deliver, jobs=jobs)
     logs.summary(closing[0].line(), ok=True, **closing[0].fields())
 
 

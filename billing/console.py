@@ -35,6 +35,27 @@ output_option = click.option(
     help="Output folder (default: the config's output), as given to billing run.")
 
 
+def _jobs(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """``--jobs`` (or ``BILLING_JOBS``): a whole number of 1 or more, else a usage error (exit 2)."""
+    if value is None:
+        return None
+    try:
+        jobs = int(value)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        from_environment = ctx.get_parameter_source(param.name) == click.core.ParameterSource.ENVIRONMENT
+        raise click.BadParameter(f"give a positive whole number of worker processes, e.g. 2 "
+                                 f"({'BILLING_JOBS is' if from_environment else 'got'} {value!r})", ctx, param)
+    return jobs
+
+
+jobs_option = click.option(
+    "--jobs", metavar="N", envvar="BILLING_JOBS", default=None, callback=_jobs,
+    help="Render the PDF invoices with N worker processes (or set BILLING_JOBS); default: one per CPU this "
+         "process may use; 1 renders them in this process.")
+
+
 def month_options(required: bool = True) -> Callable:
     """``--month YYYY-MM|last`` and ``--today``, the clock every date rule reads."""
     def decorate(function: Callable) -> Callable:

@@ -31,6 +31,7 @@ from .records import PROVIDER_NAMES, PROVISIONAL, Attributed, Figure, Invoice, M
 from .render import csv_files
 from .render.derived import write_derived
 from .render.pdf import write_pdfs
+from .render.pool import start_early
 
 
 class MonthResult(NamedTuple):
@@ -200,13 +201,15 @@ def _compute(config: Config, month: Month, collections: list[tuple[str, Collecti
 
 
 def write_outputs(folder: Path, config: Config, result: MonthResult, finals: Mapping[str, str] | None = None,
-                  previous: Path | None = None, step: Callable[[str], None] | None = None) -> tuple[Path, ...]:
+                  previous: Path | None = None, step: Callable[[str], None] | None = None,
+                  jobs: int | None = None) -> tuple[Path, ...]:
     """Write every output file of ``result`` into ``folder`` (which must exist and be empty).
 
     ``finals`` maps the numbers of finalized invoices to the sha256 of their PDFs: those are not
-    rendered anew but kept byte for byte (``render.pdf.place_final_pdf``, from ``previous``).
-    ``step`` is told each invoice as its PDF is started, then the CSV files (progress)."""
-    write_pdfs(folder, previous, result.invoices, finals or {}, config, step=step)
+    rendered anew but kept byte for byte (``render.pdf.write_pdfs``, from ``previous``). The
+    PDFs are rendered by ``jobs`` worker processes (``render.pool.worker_count``).
+    ``step`` is told each invoice as its PDF is written, then the CSV files (progress)."""
+    write_pdfs(folder, previous, result.invoices, finals or {}, config, step=step, jobs=jobs)
     if step:
         step("CSV files")
     csv_files.write_register(folder / "invoice-register.csv", result.invoices)
@@ -272,7 +275,7 @@ def locked_month(config: Config, month: Month, output: Path | None, command: str
 def run_month(config: Config, month: Month, output: Path | None = None, refresh: bool = False,
               config_sha256: str = "", command: str = "billing run", today: dt.date | None = None,
               force: bool = False, allow: Sequence[str] = (),
-              then: Callable[[RunResult], None] | None = None) -> RunResult:
+              then: Callable[[RunResult], None] | None = None, jobs: int | None = None) -> RunResult:
     """Compute ``month``, check it with the guards, record its drafts in the ledger, and replace
     ``<output>/<YYYY-MM>/`` with its outputs, whole.
 
@@ -281,7 +284,8 @@ def run_month(config: Config, month: Month, output: Path | None = None, refresh:
     final with a warning recorded in the ledger. A guard's finding (``billing.guards``) stops the
     run before anything is written or recorded, unless ``allow`` accepts it (recorded too).
     ``then`` is called with the published result while the month's lock is still held (delivery:
-    no other run can replace the folder while it is read).
+    no other run can replace the folder while it is read). ``jobs``: worker processes rendering
+    the PDFs (``render.pool``; default ``BILLING_JOBS``, else one per usable CPU; 1: this process).
 
     The month's lock is held from before collecting to after publishing, so two runs of one
     month (in two shells, or two containers sharing the folder) never interleave: the second
@@ -306,6 +310,7 @@ def run_month(config: Config, month: Month, output: Path | None = None, refresh:
         carried: dict[str, list[Adjustment]] = {}
         for adjustment in ledger.open_adjustments(engine, month):
             carried.setdefault(adjustment.community_id, []).append(adjustment)
+        start_early(jobs, len(config.communities))  # the PDF workers' forkserver starts while the sources are read
         computed = compute_month(config, month, refresh, carried, ledger.prepaid_used(engine), unsettled)
         try:
             figures, findings = _findings(config, month, computed, ledger.figures_of(engine, month.previous))
@@ -326,7 +331,7 @@ def run_month(config: Config, month: Month, output: Path | None = None, refresh:
         try:
             with atomic.writing(final) as version:
                 with logs.progress("render", len(result.invoices) + 1, "files") as step:
-                    write_outputs(version, config, result, finals, final, step)
+                    write_outputs(version, config, result, finals, final, step, jobs)
                 ledger.record_drafts(engine, month, result.invoices, fingerprint(result, config_sha256), command,
                                      {community: [a.id for a in items] for community, items in carried.items()})
                 result = result._replace(late=ledger.record_adjustments(engine, month, found, command))
