@@ -67,6 +67,7 @@ class BigQueryServer:
         self.tables: dict[str, str] = {}
         self.jobs: dict[str, dict] = {}
         self.requests: list[tuple[str, str, dict]] = []
+        self.answers: list[tuple[str, str, int, int]] = []  # (method, path, bytes of the body, rows in it)
         self.page_size = page_size
         self.bytes_per_row = 512
         self.deny: set[str] = set()          # table names whose queries get 403 accessDenied
@@ -232,6 +233,7 @@ def _handler(server: BigQueryServer):
             except BigQueryError as error:
                 code, answer = error.code, error.body()
             self._send(code, answer)
+            server.answers.append((method, url.path, len(json.dumps(answer).encode()), len(answer.get("rows", ()))))
 
         def _route(self, method: str, path: str, query: dict, body: dict) -> tuple[int, dict]:
             if path == "/token":

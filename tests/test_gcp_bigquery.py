@@ -13,7 +13,7 @@ from billing.errors import DataError, SourceError, SourceUnavailable
 from billing.records import Month
 
 from bigquery_server import BigQueryServer, credentials_file
-from conftest import EXPECTED, NS, ROOT, SEPTEMBER, said, september_rows, summary, write_export
+from conftest import EXPECTED, NS, ROOT, SEPTEMBER, export_row, said, september_rows, summary, write_export
 
 TABLE = "billing-project.billing_export.gcp_billing_export_resource_v1_01A2B3_C4D5E6_F7A8B9"
 
@@ -33,7 +33,9 @@ def bq_source(server, **changes) -> GcpBigQuery:
 
 
 def inserted_jobs(server) -> list[dict]:
-    return [body for method, path, body in server.requests if method == "POST" and path.endswith("/jobs")]
+    """Every query sent, as a job's configuration: dry runs (jobs.insert) and queries (jobs.query)."""
+    return [body if path.endswith("/jobs") else {"configuration": {"query": body}}
+            for method, path, body in server.requests if method == "POST" and path.endswith(("/jobs", "/queries"))]
 
 
 def test_rows_arrive_exact_and_equal_to_the_local_collectors(server, tmp_path):
@@ -229,3 +231,26 @@ def test_a_label_key_no_row_carries_asks_bigquery_which_keys_there_are(server):
     typo = gcp_bigquery.collect(bq_source(server), SEPTEMBER, ("k8s-namespce",))
     assert typo.label_keys == {NS, "goog-k8s-cluster-name"}
     assert len(inserted_jobs(server)) == 4 + 6
+
+
+def test_each_query_is_one_job_whose_answer_holds_only_the_grouped_rows(tmp_path, monkeypatch):
+    """Issue: speed at scale. 3,000 export rows in 7 groups: each of the two queries is one
+    request (jobs.query, after its dry run) whose answer holds the result, and what comes back is
+    the groups, a few kilobytes, never the rows."""
+    rows = [export_row(project=f"p{i % 3}", cost=f"{i % 97}.{i % 100:02d}", usage_start=f"2022-09-{1 + i % 28:02d} "
+                       f"{i % 24:02d}:00:00 UTC", labels=[(NS, f"hub-{i % 3}")],
+                       credits=[("PROMOTION", "-0.01")] if i % 2 else ())
+            for i in range(3000)]
+    with BigQueryServer() as bq:
+        bq.load_export(TABLE, [write_export(tmp_path / "rows", rows)])
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(credentials_file(tmp_path, bq)))
+        monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+        collection = gcp_bigquery.collect(bq_source(bq), SEPTEMBER, (NS,))
+        answers = [a for a in bq.answers if "/bigquery/" in a[1]]
+    assert sum(r.cost for r in collection.rows) == sum(Decimal(f"{i % 97}.{i % 100:02d}") for i in range(3000))
+    dry_runs = [a for a in answers if a[0] == "POST" and a[1].endswith("/jobs")]
+    queries = [a for a in answers if a[0] == "POST" and a[1].endswith("/queries")]
+    assert len(dry_runs) == 2 and len(queries) == 2 and len(answers) == 4  # nothing polled, no second page
+    # the cost query: 3 projects x (cost, credit) = 6 rows; the totals: 1 row; nothing else comes back
+    assert sorted(rows for _, _, _, rows in queries) == [1, 6]
+    assert sum(size for _, _, size, _ in answers) < 20_000

@@ -69,10 +69,11 @@ def _query(client: bigquery.Client, source: GcpBigQuery, sql: str, parameters: l
             f"source {source.id!r}: the query would scan {human_bytes(estimate)}, more than "
             f"maximum_bytes_billed ({human_bytes(source.maximum_bytes_billed)}); raise the limit, or "
             "narrow partition_days_before/partition_days_after")
-    job = client.query(sql, job_config=bigquery.QueryJobConfig(
+    # jobs.query: the grouped rows come back in the answer to the request that runs the query (one
+    # round trip, unless the query takes longer than the request's wait or the rows span pages).
+    rows = client.query_and_wait(sql, job_config=bigquery.QueryJobConfig(
         query_parameters=parameters, maximum_bytes_billed=source.maximum_bytes_billed),
-        retry=retry, job_retry=job_retry)
-    rows = job.result(timeout=source.timeout_seconds, retry=retry)
+        wait_timeout=source.timeout_seconds, retry=retry, job_retry=job_retry)
     return [dict(row.items()) for row in rows], estimate
 
 
