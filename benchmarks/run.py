@@ -46,6 +46,14 @@ from typing import NamedTuple
 HERE = Path(__file__).resolve().parent
 MONTH = "2022-09"
 CHILD_MEMORY_GIB = 12  # address space a measured child may take
+# The targets this project sets itself on a 2-core machine (checked and printed at the end).
+COLLECT_RATIO, COLLECT_MIB = 1.2, 500        # collect + attribute against the bare query; peak memory
+RUN_SECONDS = {(10_000_000, 200): 25.0, (1_000_000, 200): 15.0}  # whole billing run, (rows, communities)
+TARGETS: list[tuple[str, str, bool]] = []     # (target, measured, met)
+
+
+def target(what: str, measured: str, met: bool) -> None:
+    TARGETS.append((what, measured, met))
 NAMESPACE = "k8s-namespace"
 # The floor: the grouped sums the invoices need, straight over the files, nothing checked.
 BARE_SQL = """
@@ -307,6 +315,17 @@ def main_table(folder: Path, rows: int, communities: int, times: int, kinds: tup
                     f"{seconds(r['project'])}, {peak(r['project'])} ({ratio(r['project'], r['bare'])} bare; "
                     f"attribute {split['attribute']:.2f} s)",
                     f"{seconds(r['bare'])}, {peak(r['bare'])}", pandas_cell])
+    for kind in kinds:
+        r, label = results[kind], "Parquet" if kind == "parquet" else "gzip'd NDJSON"
+        times = min(x.seconds for x in r["project"]) / min(x.seconds for x in r["bare"])
+        target(f"collect + attribute within {COLLECT_RATIO}x the bare query, {size}, {label}", f"{times:.2f}x",
+               times <= COLLECT_RATIO)
+        most = max(x.peak_mib for x in r["project"])
+        target(f"collect + attribute under {COLLECT_MIB} MiB, {size}, {label}", f"{most:,.0f} MiB", most < COLLECT_MIB)
+    if (rows, communities) in RUN_SECONDS:
+        best = min(x.seconds for x in results["run"]["project"])
+        limit = RUN_SECONDS[(rows, communities)]
+        target(f"whole billing run under {limit:g} s, {size}, {communities} communities", f"{best:.1f} s", best < limit)
     out.append([f"whole `billing run`, {size}, {communities} communities (Parquet)",
                 f"{seconds(results['run']['project'])}, {peak(results['run']['project'])}", "", ""])
     print()
@@ -337,6 +356,10 @@ def scaling(base: Path, row_sizes: list[int], community_sizes: list[int], fixed_
     first, last = measured[0], measured[-1]
     growth = last[0] / first[0]
     best = [lambda m, i=i: min(x.seconds for x in m[i]) for i in (1, 2, 3)]
+    for name, i in (("collect + attribute", 0), ("whole billing run", 2)):
+        grew = best[i](last) / best[i](first)
+        target(f"{name} grows no faster than rows ({first[0]:,} to {last[0]:,})", f"{grew:.1f}x for {growth:g}x",
+               grew <= growth)
     print(f"grew: collect + attribute {grown(best[0](first), best[0](last), growth)} rows, bare "
           f"{grown(best[1](first), best[1](last), growth)}, whole run {grown(best[2](first), best[2](last), growth)}")
 
@@ -351,6 +374,14 @@ def scaling(base: Path, row_sizes: list[int], community_sizes: list[int], fixed_
                  for c, p, r in measured]))
     first, last = measured[0], measured[-1]
     growth = last[0] / first[0]
+    for c, _, r in measured:
+        if (fixed_rows, c) in RUN_SECONDS:
+            limit, best_run = RUN_SECONDS[(fixed_rows, c)], min(x.seconds for x in r)
+            target(f"whole billing run under {limit:g} s, {fixed_rows / 1e6:g}M rows, {c} communities",
+                   f"{best_run:.1f} s", best_run < limit)
+    grew = min(x.seconds for x in last[2]) / min(x.seconds for x in first[2])
+    target(f"whole billing run grows no faster than communities ({first[0]} to {last[0]})",
+           f"{grew:.1f}x for {growth:g}x", grew <= growth)
     print(f"grew: collect + attribute {grown(min(x.seconds for x in first[1]), min(x.seconds for x in last[1]), growth)} "
           f"communities, whole run {grown(min(x.seconds for x in first[2]), min(x.seconds for x in last[2]), growth)}")
 
@@ -402,6 +433,9 @@ def run(args: argparse.Namespace) -> None:
     print(f"\nRendering {args.communities} invoices (benchmarks/render.py): {render_benchmark(args.communities, args.repeat)}")
     if not args.no_scaling:
         scaling(args.data, row_sizes, community_sizes, scale_rows, args.communities, args.repeat)
+    print("\nTargets (rendering's are printed with its table above):")
+    print(table(["target", "measured", ""], [[what, measured, "met" if met else "NOT met"]
+                                             for what, measured, met in TARGETS]))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ whole or not at all (``billing.atomic``), so nothing of a failed rendering is pu
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -38,6 +39,7 @@ JOBS_VARIABLE = "BILLING_JOBS"
 # What the forkserver imports once, so that a new worker starts with it loaded: the renderer, and
 # the command line, which Python runs again in each worker as the main module.
 PRELOAD = ["billing.cli", "billing.render.pool", "weasyprint"]
+GC_THRESHOLD = 20_000  # a worker's youngest generation (Python's default: 700 objects)
 
 
 def usable_cpus() -> int:
@@ -146,6 +148,11 @@ def _start_worker(config: Config, alive: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _worker_config[:] = [config]
     pdf.prepared(pdf.TEMPLATES)
+    # A document makes hundreds of thousands of short-lived objects: what the worker holds for good
+    # (the renderer, its stylesheet and fonts) is left out of collections, and the youngest
+    # generation is collected less often (together about a tenth of each document's time).
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _render_in_worker(path: str, invoice: Invoice, community: Community) -> str | None:
