@@ -168,11 +168,12 @@ def child_pandas(folder: Path, kind: str) -> dict:
                            index=pc.filter(parents, wanted).to_numpy())
     credits = table["credits"].combine_chunks()
     flat, parents = pc.list_flatten(credits), pc.list_parent_indices(credits).to_numpy()
-    frame = pd.DataFrame({
+    # Arrow-backed columns: as Python objects, ten million rows of text do not fit in memory.
+    frame = pa.table({
         "billing_account_id": table["billing_account_id"], "project": pc.struct_field(table["project"], "id"),
         "service": pc.struct_field(table["service"], "description"), "cost_type": table["cost_type"],
-        "currency": table["currency"], "cost": pc.cast(table["cost"], decimal, safe=False)}).astype(
-        {"cost": pd.ArrowDtype(decimal)})
+        "currency": table["currency"], "cost": pc.cast(table["cost"], decimal, safe=False)}).to_pandas(
+        types_mapper=pd.ArrowDtype)
     frame["namespace"] = namespaces[~namespaces.index.duplicated()].reindex(frame.index)
     keys = ["billing_account_id", "project", "service", "cost_type", "currency", "namespace"]
     costs = frame.groupby(keys, dropna=False)["cost"].sum()

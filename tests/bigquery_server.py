@@ -232,8 +232,9 @@ def _handler(server: BigQueryServer):
                 code, answer = self._route(method, url.path, query, body)
             except BigQueryError as error:
                 code, answer = error.code, error.body()
-            self._send(code, answer)
+            # (counted before it is sent: the client may read it and the test look before this thread goes on)
             server.answers.append((method, url.path, len(json.dumps(answer).encode()), len(answer.get("rows", ()))))
+            self._send(code, answer)
 
         def _route(self, method: str, path: str, query: dict, body: dict) -> tuple[int, dict]:
             if path == "/token":
