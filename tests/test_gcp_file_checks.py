@@ -126,12 +126,10 @@ def test_a_file_is_checked_whole_when_its_length_cannot_be_compared(tmp_path):
 
 @pytest.mark.parametrize("reader, short, words", [
     ("line_reader", "(SELECT * FROM {} LIMIT 9)", "holds 10 rows but 9 lines were read"),
-    # the lines are read once and each parsed: the JSON parse gives no row for the last line
-    ("_typed_rows", "SELECT * REPLACE (parsed AND j.usage_start_time::VARCHAR NOT LIKE '%09:00:00%' AS parsed) "
-                    "FROM ({})", "holds 10 rows but 9 were read")])
+    ("_typed_rows", "SELECT * FROM ({}) LIMIT 9", "holds 10 rows but 9 were read")])
 def test_rows_a_reader_skipped_are_caught(tmp_path, monkeypatch, reader, short, words):
-    """Fault injection: the line reader drops the last line silently, as DuckDB's JSON reader did
-    on some runs, or a line read gives no row; the file itself says how much there is."""
+    """Fault injection: either reader (plain lines, or JSON rows) drops the last row silently, as
+    DuckDB's JSON reader did on some runs; the file itself says how much there is."""
     path = write_export(tmp_path, usage_rows(10), gzipped=True)
     real = getattr(gcp_files, reader)
     monkeypatch.setattr(gcp_files, reader, lambda files: short.format(real(files)))

@@ -4,13 +4,13 @@ Reconciliation compares two sums over the rows that were read; it cannot see a r
 dropped or a row that two files hold. These checks run on what ``gcp_files.load`` counted in its
 one reading of the files, so they cost little beside reading them:
 
-- **read whole**: NDJSON files are read as plain lines, each line then parsed as JSON, and the
-  bytes of a file's lines plus their newlines must equal the file's content length: the size of a
-  plain file, or the length a gzip file records in its last bytes. When the two differ (Windows
-  line ends, a gzip made of several members, a damaged or cut-short file), the file is read again
-  in Python, which checks every gzip checksum to the end and counts the lines. Then every line
-  that is not blank must have been parsed into a row. For Parquet, the rows read must equal the
-  row count in each file's footer.
+- **read whole**: each NDJSON file is also read as plain lines (no JSON), and the bytes of its
+  lines plus their newlines must equal the file's content length: the size of a plain file, or the
+  length a gzip file records in its last bytes. When the two differ (Windows line ends, a gzip
+  made of several members, a damaged or cut-short file), the file is read again in Python, which
+  checks every gzip checksum to the end and counts the lines. Then the JSON reader must have read
+  a row for every line that is not blank. For Parquet, the rows read must equal the row count in
+  each file's footer.
 - **no row twice**: a row found in two different files is one export read twice (a copy, a
   re-compressed or re-written copy, overlapping extracts). Rows are first matched by a hash of
   their values (so spacing, key order and ``1.5``/``1.50`` do not hide a copy): the reading keeps
@@ -76,16 +76,15 @@ REPORT_WHAT = {
 
 def problem_expression(typed: bool) -> str:
     """SQL over ``r`` (the row's columns) and, for NDJSON (``typed``), ``j`` (the row as read, its
-    amounts as JSON text) and ``shape`` (a record of the wrong kind, e.g. a list where the export
-    has an object, as ``gcp_files.SHAPE`` finds it): the row's problem code, or NULL. Parquet rows
-    have their schema. The order is ``row_problem``'s."""
+    amounts as JSON text): the row's problem code, or NULL. The JSON reader itself refuses a value
+    of the wrong kind (a list where the export has an object); Parquet rows have their schema. The
+    order is ``row_problem``'s."""
     finite = f"(isfinite(x) AND abs(x) < {MAX_AMOUNT})"
     month = ("(r.invoice.month GLOB '[0-9][0-9][0-9][0-9][0-9][0-9]' "  # a tenth of what a regexp costs
              "AND substr(r.invoice.month, 5, 2) BETWEEN '01' AND '12')")
     text = [
         ("r.billing_account_id IS NULL AND j.cost IS NULL AND r.currency IS NULL AND r.invoice IS NULL",
          "'not_object'"),
-        ("shape IS NOT NULL", "shape"),
         ("j.cost IS NOT NULL AND r.cost IS NULL", "'shape:cost'"),
         ("len(j.credits) > 0 AND list_bool_or(list_transform(j.credits, lambda c: c.amount IS NOT NULL "
          "AND TRY_CAST(c.amount::VARCHAR AS DOUBLE) IS NULL))", "'shape:credits'"),
