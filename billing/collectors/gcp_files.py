@@ -32,7 +32,6 @@ NDJSON files are also read as plain lines, by a second, cheaper statement that o
 from __future__ import annotations
 
 import glob
-import json
 import re
 import shutil
 import tempfile
