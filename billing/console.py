@@ -37,13 +37,12 @@ output_option = click.option(
 
 def _jobs(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
     """``--jobs`` (or ``BILLING_JOBS``): a whole number of 1 or more, else a usage error (exit 2)."""
+    from .render.pool import parse_jobs  # (the renderer's module: imported only when a command has --jobs)
+
     if value is None:
         return None
-    try:
-        jobs = int(value)
-    except ValueError:
-        jobs = 0
-    if jobs < 1:
+    jobs = parse_jobs(value)
+    if jobs is None:
         from_environment = ctx.get_parameter_source(param.name) == click.core.ParameterSource.ENVIRONMENT
         raise click.BadParameter(f"give a positive whole number of worker processes, e.g. 2 "
                                  f"({'BILLING_JOBS is' if from_environment else 'got'} {value!r})", ctx, param)

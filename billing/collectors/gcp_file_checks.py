@@ -33,6 +33,7 @@ import json
 import os
 import re
 import struct
+import sys
 import zlib
 from pathlib import Path
 from decimal import Decimal
@@ -302,7 +303,7 @@ def check_rows(source: GcpExportFiles, files: list[Path], kind: str, month: Mont
             for problem, file, count, where, _, _ in found]
 
 
-def _first(path: Path, problem: str, month: Month, number: int | None) -> tuple[str, float, str | None]:
+def _first(path: Path, problem: str, month: Month, number: int | None) -> tuple[str, int, str | None]:
     """``file:line`` of the first row of ``path`` with ``problem``, its line number (for order)
     and its text: a Parquet row carries its number; an NDJSON file is read again in Python (only
     when there is a problem)."""
@@ -317,7 +318,7 @@ def _first(path: Path, problem: str, month: Month, number: int | None) -> tuple[
         if row_problem(value) == problem and (problem not in THIS_MONTH_ONLY or (
                 isinstance(value.get("invoice"), dict) and value["invoice"].get("month") == month.compact)):
             return f"{path}:{count}", count, text
-    return str(path), float("inf"), None
+    return str(path), sys.maxsize, None  # no line found: after every line
 
 
 def _show(text: str | None) -> str:

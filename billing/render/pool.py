@@ -50,16 +50,23 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def parse_jobs(text: str) -> int | None:
+    """A number of worker processes as given (``--jobs``, ``BILLING_JOBS``): a whole number of 1
+    or more, else ``None``."""
+    try:
+        jobs = int(text)
+    except ValueError:
+        return None
+    return jobs if jobs >= 1 else None
+
+
 def default_jobs() -> int:
     """``BILLING_JOBS`` from the environment, else one worker per usable CPU."""
     given = os.environ.get(JOBS_VARIABLE)
     if given is None:
         return usable_cpus()
-    try:
-        jobs = int(given)
-    except ValueError:
-        jobs = 0
-    if jobs < 1:
+    jobs = parse_jobs(given)
+    if jobs is None:
         raise UsageError(f"{JOBS_VARIABLE} in the environment must be a positive whole number of worker processes, "
                          f"e.g. 2 (it is {given!r})")
     return jobs
