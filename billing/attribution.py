@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Callable, Iterable, NamedTuple, Sequence
 
 from .config import Match, Rule
-from .records import PROVIDER_ROUNDING, ROUNDING, UNATTRIBUTED, Attributed, Bucket, CostRow
+from .records import PROVIDER_ROUNDING, ROUNDING, UNATTRIBUTED, Attributed, Bucket, CostRow, provider_name
 
 
 class _Compiled(NamedTuple):
-    provider: str
+    providers: frozenset[str] | None
     accounts: frozenset[str] | None
     labels: tuple[tuple[str, frozenset[str]], ...]
     bucket: Bucket
@@ -31,12 +31,11 @@ def bucket_of(rule: Rule) -> Bucket:
 
 def _compile(match: Match, bucket: Bucket = UNATTRIBUTED) -> _Compiled:
     """``gcp_project: null`` becomes ``""``, the project of rows that have none (GCP rounding)."""
-    accounts = match.gcp_project if match.provider == "gcp" else match.aws_account
-    labels = match.gcp_label if match.provider == "gcp" else match.aws_tag
+    accounts = match.accounts
     return _Compiled(
-        provider=match.provider,
+        providers=match.providers,
         accounts=frozenset("" if a is None else a for a in accounts) if accounts is not None else None,
-        labels=tuple((key, frozenset(values)) for key, values in sorted((labels or {}).items())),
+        labels=tuple((key, frozenset(values)) for key, values in sorted(match.labels.items())),
         bucket=bucket,
     )
 
@@ -48,7 +47,7 @@ def matcher(match: Match) -> Callable[[CostRow], bool]:
 
 
 def _matches(rule: _Compiled, row: CostRow) -> bool:
-    if row.provider != rule.provider:
+    if rule.providers is not None and row.provider not in rule.providers:
         return False
     if rule.accounts is not None and row.project_or_account not in rule.accounts:
         return False
@@ -78,18 +77,16 @@ def _values(values: list[str | None]) -> str:
 
 def describe(match: Match) -> str:
     """A phrase a finance reader understands: what costs a rule covers."""
-    if match.provider == "gcp":
-        what, where = "Google Cloud", match.gcp_project
-        noun, conditions = "project", match.gcp_label
-    else:
-        what, where = "AWS", match.aws_account
-        noun, conditions = "account", match.aws_tag
+    providers = sorted(match.providers) if match.providers is not None else []
+    what = " or ".join("AWS" if p == "aws" else provider_name(p) for p in providers) or "Cloud"
+    noun, label = match.nouns
+    where = match.accounts
     named = [w for w in where or [] if w is not None]
     text = f"{what} {noun} {_values(named)}" if named else f"{what} costs"
-    if where and None in where:  # only GCP: its rounding rows have no project
-        text += (" and costs" if named else "") + " without a project (provider rounding)"
-    if conditions:
-        text += " where " + " and ".join(f"{k} is {_values(v)}" for k, v in sorted(conditions.items()))
+    if where and None in where:  # GCP's rounding rows have no project
+        text += (" and costs" if named else "") + f" without a {noun}" + (" (provider rounding)" if noun == "project" else "")
+    if match.labels:
+        text += " where " + " and ".join(f"{k} is {_values(v)}" for k, v in sorted(match.labels.items()))
     return text
 
 

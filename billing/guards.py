@@ -26,10 +26,10 @@ from decimal import Decimal
 from typing import Iterable, NamedTuple, Sequence
 
 from .attribution import bucket_of, describe
-from .config import Config, Rule
+from .config import Config, Rule, source_providers
 from .errors import UsageError
 from .money import ZERO, format_amount, quantize
-from .records import PROVIDER_NAMES, Attributed, Bucket, Figure, Month
+from .records import Attributed, Bucket, Figure, Month, provider_name
 
 KINDS = ("unattributed", "rule-unmatched", "cost-zero", "cost-change")
 CENT = Decimal("0.01")  # a rule that matched less than this last month is not missed
@@ -156,7 +156,8 @@ def _largest_unattributed(attributed: Sequence[Attributed], currency: str) -> st
             groups[(item.row.provider, item.row.project_or_account)] += abs(item.row.cost) or abs(item.row.net)
     ranked = sorted(groups.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:3]
     noun = {"gcp": "project", "aws": "account"}
-    return ", ".join(f"{PROVIDER_NAMES[p]} {noun[p]} {where or '(none)'} {format_amount(a, currency)} {currency}"
+    return ", ".join(f"{provider_name(p)} {noun.get(p, 'sub account')} {where or '(none)'} {format_amount(a, currency)} "
+                     f"{currency}"
                      for (p, where), a in ranked)
 
 
@@ -186,9 +187,9 @@ def _spelling_hint(rule: Rule, attributed: Sequence[Attributed]) -> str:
     unattributed rows of the rule's provider, the closest value to one the rule names that no
     such row carries (a project or account, or a label or tag value)."""
     match = rule.match
-    loose = [i.row for i in attributed if i.bucket.kind == "unattributed" and i.row.provider == match.provider]
-    where = match.gcp_project if match.provider == "gcp" else match.aws_account
-    labels = (match.gcp_label if match.provider == "gcp" else match.aws_tag) or {}
+    loose = [i.row for i in attributed if i.bucket.kind == "unattributed"
+             and (match.providers is None or i.row.provider in match.providers)]
+    where, labels = match.accounts, match.labels
     conditions = [(None, [v for v in where or [] if v], {row.project_or_account for row in loose})]
     conditions += [(key, [v for v in values if v], {row.label(key) for row in loose}) for key, values in
                    sorted(labels.items())]
@@ -254,13 +255,16 @@ def allowed(findings: Sequence[Finding], allow: Sequence[str]) -> tuple[tuple[Fi
 def never_match(config: Config) -> tuple[str, ...]:
     """Rules that can never match whatever the data: an earlier rule takes every row they would
     (its conditions are each as wide or wider), or no source reads their provider."""
-    read = {"gcp" if source.type.startswith("gcp") else "aws" for source in config.sources}
+    read: set[str] | None = set()
+    for source in config.sources:
+        providers = source_providers(source)
+        read = None if read is None or providers is None else read | providers
     found = []
     conditions = [_conditions(rule) for rule in config.attribution]
     for index, rule in enumerate(config.attribution):
-        if rule.match.provider not in read:
+        if read is not None and rule.match.providers is not None and not rule.match.providers & read:
             found.append(f"{rule_text(config.attribution, index)} can never match: no source reads "
-                         f"{PROVIDER_NAMES[rule.match.provider]} costs")
+                         f"{' or '.join(provider_name(p) for p in sorted(rule.match.providers))} costs")
             continue
         for earlier in range(index):
             if _covers(conditions[earlier], conditions[index], config.attribution[earlier], rule):
@@ -272,16 +276,14 @@ def never_match(config: Config) -> tuple[str, ...]:
 
 def _conditions(rule: Rule) -> dict[str, frozenset]:
     match = rule.match
-    where = match.gcp_project if match.provider == "gcp" else match.aws_account
-    labels = (match.gcp_label if match.provider == "gcp" else match.aws_tag) or {}
-    found = {f"label:{key}": frozenset(values) for key, values in labels.items()}
-    if where is not None:
-        found["where"] = frozenset(where)
+    found = {f"label:{key}": frozenset(values) for key, values in match.labels.items()}
+    if match.accounts is not None:
+        found["where"] = frozenset(match.accounts)
+    if match.providers is not None:
+        found["provider"] = match.providers
     return found
 
 
 def _covers(wide: dict[str, frozenset], narrow: dict[str, frozenset], first: Rule, then: Rule) -> bool:
     """Every row ``then`` matches, ``first`` matches too."""
-    if first.match.provider != then.match.provider:
-        return False
     return all(key in narrow and narrow[key] <= values for key, values in wide.items())

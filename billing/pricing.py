@@ -59,7 +59,7 @@ from .errors import ConfigError, DataError
 from .metrics import Metrics
 from . import display
 from .money import ZERO, format_amount, quantize, round_to_total
-from .records import PROVIDER_NAMES, TAX, Attributed, Invoice, InvoiceLine, Month
+from .records import TAX, Attributed, Invoice, InvoiceLine, Month, provider_name
 
 TAX_SERVICE = "Tax"
 HUNDRED = Decimal(100)
@@ -169,7 +169,7 @@ class _Pricer:
         lines = []
         for (provider, service, currency), (cost, credits) in sorted(sums.items(), key=_cloud_order):
             rate = self.rate(currency)
-            lines.append(_PassedThrough(f"{PROVIDER_NAMES[provider]}: {service}", provider, service,
+            lines.append(_PassedThrough(f"{provider_name(provider)}: {service}", provider, service,
                                         cost * rate, (cost + credits) * rate))
         if withheld and any(kind in withheld for item in direct for kind, _ in item.row.credits):
             self.notes.append(f"Credits of these types stay with {self.config.organisation.name} and do not "

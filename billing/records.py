@@ -15,7 +15,15 @@ from typing import NamedTuple
 from .errors import UsageError
 from .money import ZERO
 
-PROVIDER_NAMES = {"gcp": "Google Cloud", "aws": "Amazon Web Services"}
+# A cost row's ``provider`` is one of these short names, or, for a provider a FOCUS file names that
+# is not among them, that name as the file writes it.
+PROVIDER_NAMES = {"gcp": "Google Cloud", "aws": "Amazon Web Services", "azure": "Microsoft Azure",
+                  "oci": "Oracle Cloud Infrastructure"}
+
+
+def provider_name(provider: str) -> str:
+    """What a finance reader calls ``provider``: ``"aws"`` -> ``"Amazon Web Services"``."""
+    return PROVIDER_NAMES.get(provider, provider or "Unknown provider")
 
 # Values of CostRow.charge_type.
 USAGE, TAX, ADJUSTMENT, ROUNDING, CREDIT, REFUND, OTHER = (

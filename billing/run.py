@@ -22,12 +22,12 @@ from . import __version__, atomic, attribution, dates, guards, ledger, logs, rec
 from .adjustments import Adjustment, differences
 from .allocation import Share, allocate
 from .collectors import Collection, collect
-from .config import Config
+from .config import Config, source_providers
 from .errors import BillingError, ConfigError, DataError, GuardError, OutputError, UsageError
 from .metrics import Metrics
 from .money import ZERO, currencies
 from .pricing import price_invoice
-from .records import PROVIDER_NAMES, PROVISIONAL, Attributed, Figure, Invoice, Month, ReconciliationRow
+from .records import PROVISIONAL, Attributed, Figure, Invoice, Month, ReconciliationRow, provider_name
 from .render import csv_files
 from .render.derived import write_derived
 from .render.pdf import write_pdfs
@@ -88,11 +88,13 @@ def _check_rule_keys(config: Config, collections: list[tuple[str, Collection]], 
     warnings = []
     matches = [(f"attribution[{i}]", r.match) for i, r in enumerate(config.attribution)]
     matches += [(f"shared_pools[{i}].scope", p.scope) for i, p in enumerate(config.shared_pools) if p.scope]
+    held = [(source_id, c, {row.provider for row in c.rows}) for source_id, c in collections]
     for where, match in matches:
-        provider = match.provider
-        conditions = match.gcp_label if provider == "gcp" else match.aws_tag
-        seen = [(source_id, c) for source_id, c in collections if c.rows and c.rows[0].provider == provider]
-        for key in conditions or {}:
+        providers = match.providers
+        seen = [(source_id, c) for source_id, c, has in held if has and (providers is None or has & providers)]
+        what = " or ".join(sorted(providers)) + " " if providers is not None else ""
+        named = " or ".join(provider_name(p) for p in sorted(providers)) + " " if providers is not None else ""
+        for key in match.labels:
             if not seen:
                 continue
             if not any(key in c.label_keys for _, c in seen):
@@ -100,11 +102,11 @@ def _check_rule_keys(config: Config, collections: list[tuple[str, Collection]], 
                 close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 carried = "; ".join(f"{sid}: {_some(sorted(c.label_keys))}" for sid, c in seen)
-                raise DataError(f"{where} matches {PROVIDER_NAMES[provider]} key {key!r}, which no row of any {provider} "
-                                f"source carries{hint}; keys carried ({carried})")
+                raise DataError(f"{where} matches {named}key {key!r}, which no row of any {what}source "
+                                f"carries{hint}; keys carried ({carried})")
             if not any(row.label(key) is not None for _, c in seen for row in c.rows):
-                warnings.append(f"{where} matches {PROVIDER_NAMES[provider]} key {key!r}, which no {month} cost "
-                                "carries (it is in the data of other months)")
+                warnings.append(f"{where} matches {named}key {key!r}, which no {month} cost carries (it is "
+                                "in the data of other months)")
     return tuple(warnings)
 
 
@@ -146,8 +148,8 @@ def compute_month(config: Config, month: Month, refresh: bool = False,
         with logs.progress("collect", len(config.sources), "sources") as step:
             for source in config.sources:
                 step(source.id)
-                provider = "gcp" if source.type.startswith("gcp") else "aws"
-                collections.append((source.id, collect(source, month, config.label_keys(provider), refresh)))
+                keys = config.label_keys(source_providers(source))
+                collections.append((source.id, collect(source, month, keys, refresh)))
         return _compute(config, month, collections, adjustments or {}, prepaid_used or {}, unsettled)
     except BillingError as error:  # say what the sources already did and cost, failure or not
         error.notes = tuple(f"{source_id}: {n}" for source_id, c in collections for n in c.notes) + error.notes

@@ -95,3 +95,30 @@ def test_a_rule_that_matches_a_rounding_row_still_wins():
     rounding = cost_row(account="", service="Invoice", charge_type="rounding", cost="-0.00349")
     [item] = attribute([rounding], [rule("hub", gcp_label={NS: None})])  # rows without a namespace
     assert (item.bucket, item.rule) == (Bucket("community", "hub"), 0)
+
+
+def test_general_conditions_match_rows_of_any_source_by_provider_sub_account_and_tag():
+    rules = [rule("azure-hub", provider="azure", sub_account="/subscriptions/a", tag={"hub": "x"}),
+             rule("any-hub-y", tag={"hub": "y"}),
+             rule("gcp-or-aws", provider=["gcp", "aws"], sub_account="shared"),
+             rule("oci", provider="oci", sub_account=None)]
+    rows = [cost_row(provider="azure", account="/subscriptions/a", labels=[("hub", "x")]),
+            cost_row(provider="azure", account="/subscriptions/b", labels=[("hub", "x")]),
+            cost_row(provider="gcp", account="p", labels=[("hub", "y")]),
+            cost_row(provider="aws", account="shared"),
+            cost_row(provider="azure", account="shared"),
+            cost_row(provider="oci", account=""),
+            cost_row(provider="oci", account="tenancy")]
+    assert [(a.bucket.name, a.rule) for a in attribute(rows, rules)] == [
+        ("azure-hub", 0), ("", None), ("any-hub-y", 1), ("gcp-or-aws", 2), ("", None), ("oci", 3), ("", None)]
+
+
+def test_gcp_project_is_provider_gcp_with_sub_account():
+    row = cost_row(account="p", labels=[(NS, "a")])
+    for match in ({"gcp_project": "p", "gcp_label": {NS: "a"}}, {"provider": "gcp", "sub_account": "p", "tag": {NS: "a"}}):
+        gcp, aws = attribute([row, cost_row(provider="aws", account="p", labels=[(NS, "a")])], [rule("c", **match)])
+        assert (gcp.bucket, aws.bucket) == (Bucket("community", "c"), UNATTRIBUTED)
+    assert describe(rule("c", provider="gcp", sub_account="p").match) == "Google Cloud project p"
+    assert describe(rule("c", provider="azure", tag={"hub": "x"}).match) == "Microsoft Azure costs where hub is x"
+    assert describe(rule("c", tag={"hub": ["x", None]}).match) == "Cloud costs where hub is one of x, (none)"
+    assert describe(rule("c", provider="oci", sub_account=None).match) == "Oracle Cloud Infrastructure costs without a sub account"

@@ -164,6 +164,21 @@ def test_several_problems_are_all_reported_in_line_order(tmp_path):
     )
 
 
+@pytest.mark.parametrize("match, problem", [
+    ("{gcp_project: p, provider: aws}", "provider aws contradicts the gcp_ conditions, which match gcp costs only"),
+    ("{aws_account: '123456789012', sub_account: x}", "give the project or account once: sub_account, or gcp_project / aws_account"),
+    ("{gcp_label: {a: b}, tag: {a: b}}", "give the labels or tags once: tag, or gcp_label / aws_tag"),
+    ("{provider: Microsoft}", "'Microsoft' is not a provider name: gcp, aws, azure, oci, or another provider's name in "
+                              "lower case with hyphens (as FOCUS's ProviderName, e.g. 'Oracle' -> oci)"),
+    ("{tag: {}}", "an empty label or tag condition matches nothing; give key: value"),
+])
+def test_general_match_conditions_are_checked(tmp_path, match, problem):
+    path = write_config(tmp_path, {"match: {gcp_project: hubs-shared-gke, gcp_label: {k8s-namespace: paleohack}}":
+                                   f"match: {match}"})
+    [found] = problems(path)
+    assert found.startswith(f"{path}:15: attribution[0].match") and found.endswith(problem)
+
+
 def test_a_key_given_twice_in_one_mapping_is_a_problem(tmp_path):
     path = write_config(tmp_path, {"  payment_instructions:": "  name: Open Hubs\n  payment_instructions:"})
     assert problems(path) == (f"{path}:3: organisation.name: key 'name' appears twice",)
@@ -179,7 +194,8 @@ def test_an_unknown_currency_is_named(tmp_path):
 def test_an_unknown_source_type_lists_the_known_types(tmp_path):
     path = write_config(tmp_path, {"type: gcp-export-files": "type: gcp-bigqeury"})
     assert problems(path) == (f"{path}:6: sources[0].type: unknown source type 'gcp-bigqeury'; "
-                              "known: gcp-export-files, gcp-bigquery, aws-cost-explorer-files, aws-cost-explorer",)
+                              "known: gcp-export-files, gcp-bigquery, aws-cost-explorer-files, aws-cost-explorer, focus-files, "
+                              "aws-data-exports",)
 
 
 def test_a_payer_account_that_is_not_12_digits_is_refused(tmp_path):

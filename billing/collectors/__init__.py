@@ -20,6 +20,7 @@ COLLECTORS: dict[str, str] = {
     "gcp-bigquery": "gcp_bigquery",
     "aws-cost-explorer-files": "aws_files",
     "aws-cost-explorer": "aws_cost_explorer",
+    "focus-files": "focus_files",
 }
 
 

@@ -17,18 +17,18 @@ from .fields import (EXPORT_TABLE, GCP_PROJECT, MAX_EXCHANGE_RATE, MAX_MONEY, MA
 from .loader import DEFAULT_CONFIG, Location, format_location, load_config
 from .model import Config, LedgerSettings
 from .rules import Match, Rule, SharedPool
-from .sources import (SOURCE_TYPES, AwsCostExplorer, AwsCostExplorerFiles, AwsGroupBy, GcpBigQuery,
-                      GcpExportFiles, Source)
+from .sources import (SOURCE_TYPES, AwsCostExplorer, AwsCostExplorerFiles, AwsDataExports, AwsGroupBy,
+                      FocusFiles, GcpBigQuery, GcpExportFiles, Source, source_providers)
 from .terms import (CloudTerms, Community, Contact, Contract, Discount, ExchangeRate, Fee, FlatFee,
                     InvoiceSettings, Organisation, PercentFee, Prepaid, Tax, Tier, TieredFee)
 
 __all__ = [
-    "AwsCostExplorer", "AwsCostExplorerFiles", "AwsGroupBy", "CloudTerms", "Community", "Config",
+    "AwsCostExplorer", "AwsCostExplorerFiles", "AwsDataExports", "AwsGroupBy", "CloudTerms", "Community", "Config",
     "Contact", "Contract", "Count", "Currency", "DEFAULT_CONFIG", "Discount", "EXPORT_TABLE",
-    "ExchangeRate", "Fee", "FlatFee", "GCP_PROJECT", "GcpBigQuery", "GcpExportFiles", "Id",
+    "ExchangeRate", "Fee", "FlatFee", "FocusFiles", "GCP_PROJECT", "GcpBigQuery", "GcpExportFiles", "Id",
     "InvoiceSettings", "LedgerSettings", "Location", "MAX_EXCHANGE_RATE", "MAX_MONEY",
     "MAX_PERCENT", "MAX_QUANTITY", "MAX_YAML_DEPTH", "MAX_YAML_VALUES", "Match", "Money",
     "MonthText", "Organisation", "Percent", "PercentFee", "Prepaid", "Quantity", "Rate", "Rule",
     "SOURCE_TYPES", "SharedPool", "Source", "Tax", "Tier", "TieredFee", "Values", "format_location",
-    "load_config",
+    "load_config", "source_providers",
 ]

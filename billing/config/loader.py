@@ -349,7 +349,7 @@ def _resolve_paths(config: Config, base: Path) -> Config:
         return Path(os.path.normpath(base / path))
 
     sources = [s.model_copy(update={field: resolve(getattr(s, field))
-                                    for field in ("path", "cache") if hasattr(s, field)})
+                                    for field in ("path", "cache") if getattr(s, field, None) is not None})
                for s in config.sources]
     metrics = resolve(config.metrics) if config.metrics else None
     ledger = config.ledger

@@ -91,13 +91,16 @@ class Config(_Model):
     def pool(self, pool_id: str) -> SharedPool:
         return next(p for p in self.shared_pools if p.id == pool_id)
 
-    def label_keys(self, provider: str) -> tuple[str, ...]:
-        """The label (GCP) or tag (AWS) keys any rule or pool scope looks at, sorted."""
+    def label_keys(self, providers: str | frozenset[str] | None) -> tuple[str, ...]:
+        """The label or tag keys any rule or pool scope that can match costs of ``providers`` (a
+        provider, a set of them, or ``None``: any) looks at, sorted."""
+        if isinstance(providers, str):
+            providers = frozenset({providers})
         keys: set[str] = set()
         matches = [r.match for r in self.attribution] + [p.scope for p in self.shared_pools if p.scope]
         for match in matches:
-            conditions = match.gcp_label if provider == "gcp" else match.aws_tag
-            keys.update(conditions or {})
+            if providers is None or match.providers is None or match.providers & providers:
+                keys.update(match.labels)
         return tuple(sorted(keys))
 
     def exchange_rate(self, month: str, from_currency: str, to_currency: str) -> Decimal | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from .fields import Count, EXPORT_TABLE, GCP_PROJECT, Id, MAX_QUANTITY, _Model, _as_written, _pattern
 
@@ -101,9 +101,66 @@ class AwsCostExplorer(_Model):
         return value
 
 
-Source = Annotated[Union[GcpExportFiles, GcpBigQuery, AwsCostExplorerFiles, AwsCostExplorer],
+class FocusFiles(_Model):
+    """Cost and usage files in the FinOps FOCUS format (1.0, 1.1 or 1.2), as Azure Cost
+    Management, AWS Data Exports, Google Cloud and OCI export them: CSV (optionally gzip'd) or
+    Parquet, a folder, a file or a glob.
+
+    ``version`` is the FOCUS version the files follow; left out, it is told from their columns
+    (``ServiceProviderName``: 1.2; ``ServiceSubcategory``, ``SkuMeter`` or ``CapacityReservationId``:
+    1.1; else 1.0). Rows whose ``BillingPeriodStart`` falls in the month are billed.
+    """
+
+    type: Literal["focus-files"]
+    id: Id
+    path: Path
+    version: Literal["1.0", "1.1", "1.2"] | None = None
+
+
+class AwsDataExports(_Model):
+    """AWS Data Exports, CUR 2.0 in Parquet: the export's folder on disk (``path``) or in S3
+    (``s3: s3://bucket/prefix/``, with the standard AWS credential chain; ``endpoint_url`` for an
+    S3-compatible store). Give one of the two.
+
+    Amounts come from ``cost_column``. A billing period AWS has not closed (rows without
+    ``bill_invoice_id``) is refused unless ``accept_provisional`` is true; its invoices are then
+    provisional.
+    """
+
+    type: Literal["aws-data-exports"]
+    id: Id
+    path: Path | None = None
+    s3: str | None = Field(None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
+    endpoint_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/.*)?$")
+    region: str = "us-east-1"
+    profile: str | None = None
+    payer_account: Annotated[str, BeforeValidator(_as_written),
+                             AfterValidator(_pattern(r"\d{12}", "must be a 12-digit AWS account id"))]
+    cost_column: Literal["line_item_unblended_cost", "line_item_net_unblended_cost", "line_item_blended_cost",
+                         "pricing_public_on_demand_cost"] = "line_item_unblended_cost"
+    accept_provisional: bool = False
+
+    @model_validator(mode="after")
+    def _one_place(self) -> AwsDataExports:
+        if (self.path is None) == (self.s3 is None):
+            raise ValueError("give the export's place as one of path (a folder on disk) or s3 (s3://bucket/prefix/)")
+        return self
+
+
+Source = Annotated[Union[GcpExportFiles, GcpBigQuery, AwsCostExplorerFiles, AwsCostExplorer, FocusFiles,
+                         AwsDataExports],
                    Field(discriminator="type")]
 
 
 SOURCE_TYPES = {"gcp-export-files": GcpExportFiles, "gcp-bigquery": GcpBigQuery,
-                "aws-cost-explorer-files": AwsCostExplorerFiles, "aws-cost-explorer": AwsCostExplorer}
+                "aws-cost-explorer-files": AwsCostExplorerFiles, "aws-cost-explorer": AwsCostExplorer,
+                "focus-files": FocusFiles, "aws-data-exports": AwsDataExports}
+
+
+def source_providers(source: Source) -> frozenset[str] | None:
+    """The providers whose costs ``source`` can hold; ``None``: any (FOCUS files name theirs)."""
+    if source.type.startswith("gcp"):
+        return frozenset({"gcp"})
+    if source.type.startswith("aws"):
+        return frozenset({"aws"})
+    return None

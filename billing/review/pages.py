@@ -25,7 +25,7 @@ from ..config import Config
 from ..config.job import MaxUnattributed
 from ..errors import BillingError, Busy
 from ..money import ZERO, format_amount
-from ..records import PROVIDER_NAMES, Month
+from ..records import PROVIDER_NAMES, Month, provider_name
 from .charts import PALETTE, Series, month_label, stacked_bars
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "review"
@@ -195,7 +195,7 @@ def _charts(config: Config, months: Sequence[str], costs, names: Mapping[str, st
             by_community[(row.community_id, row.month)] += row.cost
             by_provider[(row.provider, row.month)] += row.cost
         providers = sorted({row.provider for row in mine.itertuples(index=False)})
-        provider_series = [Series(p, PROVIDER_NAMES.get(p, p or "Unknown provider"),
+        provider_series = [Series(p, provider_name(p),
                                   PROVIDER_COLOURS.get(p, PALETTE[7])) for p in providers]
         span = f"{month_label(months[0])} to {month_label(months[-1])}" if len(months) > 1 else month_label(months[0])
         charts.append({
