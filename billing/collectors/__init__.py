@@ -20,6 +20,7 @@ COLLECTORS: dict[str, str] = {
     "gcp-bigquery": "gcp_bigquery",
     "aws-cost-explorer-files": "aws_files",
     "aws-cost-explorer": "aws_cost_explorer",
+    "aws-data-exports": "aws_data_exports",
     "focus-files": "focus_files",
 }
 
