@@ -21,6 +21,7 @@ from billing.errors import DataError, SourceError
 from billing.records import Month, SourceTotal
 from billing.render.csv_files import read_csv
 
+import focus_data
 from aws_server import MotoServer
 from conftest import said
 from delivery_servers import enforce_aws_auth
@@ -514,3 +515,49 @@ def test_a_whole_run_on_an_export_reconciles_to_the_cent(tmp_path):
     assert (register["geo"]["cloud_costs"], register["staff"]["cloud_costs"]) == ("11.66", "7.60")
     detail = read_csv(folder / "cost-detail.csv")
     assert sum(Decimal(d["net"]) for d in detail) == Decimal("48.25700123")
+
+
+def focus_export(root: Path, rows: list[dict[str, str]]) -> Path:
+    """Data Exports' FOCUS 1.0 table in the same layout: one chunk of the month and its manifest."""
+    name = "data/BILLING_PERIOD=2024-03/cur-00001.snappy.parquet"
+    (root / DATA).mkdir(parents=True, exist_ok=True)
+    focus_data.write_parquet(root / EXPORT / name, rows)
+    manifest(root / META / "cur-Manifest.json", [name])
+    return root
+
+
+def aws_focus_rows(payer: str = PAYER) -> list[dict[str, str]]:
+    """FOCUS rows as AWS writes them: AWS provider, the payer as billing account, linked accounts."""
+    aws = {"ProviderName": "AWS", "ServiceProviderName": "", "HostProviderName": "", "PublisherName": "AWS",
+           "InvoiceIssuerName": "Amazon Web Services, Inc."}
+    return [{**focus_data.row("2024-03", cost, account=payer, subscription=account, service=service, tags=tags,
+                              category=category), **aws}
+            for cost, account, service, tags, category in (
+                ("10.10", HUBS, EC2, {"user_team": "lis"}, "Usage"), ("0.30", HUBS, EC2, None, "Usage"),
+                ("2.00", STAFF, EC2, None, "Tax"), ("-1.50", HUBS, EC2, {"user_team": "lis"}, "Credit"))]
+
+
+def test_the_focus_table_of_a_data_export_is_read_as_focus_files_read_it(tmp_path):
+    got = collect(source(focus_export(tmp_path, aws_focus_rows()), table="focus"), ["user_team"])
+    assert rows_of(got) == [
+        (HUBS, EC2, "credit", (("user_team", "lis"),), Decimal(0), (("Credit", Decimal("-1.50")),)),
+        (HUBS, EC2, "usage", (), Decimal("0.30"), ()),
+        (HUBS, EC2, "usage", (("user_team", "lis"),), Decimal("10.10"), ()),
+        (STAFF, EC2, "tax", (), Decimal("2.00"), ())]
+    assert got.totals == (SourceTotal("aws", PAYER, "2024-03", "USD", Decimal("10.90")),)
+    assert got.notes == (f"read 1 FOCUS Parquet file(s) of 2024-03 listed by {tmp_path / META}/cur-Manifest.json",)
+
+
+def test_a_focus_export_of_another_payer_is_refused(tmp_path):
+    assert refused(source(focus_export(tmp_path, aws_focus_rows("999999999999")), table="focus")) == (
+        "source 'cur': the FOCUS export of 2024-03 bills billing account 999999999999 (BillingAccountId), not the "
+        f"payer {PAYER}; give each payer its own source")
+
+
+def test_a_focus_export_in_s3_names_its_files_by_url(tmp_path, moto, s3):
+    rows = aws_focus_rows()
+    rows[1]["BilledCost"] = "1e15"
+    upload(s3, focus_export(tmp_path / "local", rows), "cur2/")
+    message = refused(s3_source(moto, table="focus"))
+    assert message == (f"source 'cur': s3://{BUCKET}/cur2/{DATA}/cur-00001.snappy.parquet, row 2: BilledCost is beyond "
+                       "+-10,000,000,000,000 or has more than 18 decimal places; 1 row(s) of 2024-03 cannot be billed")

@@ -84,8 +84,8 @@ from typing import Iterator, NamedTuple
 
 import duckdb
 
-from ..config import AwsDataExports
-from ..errors import DataError, SourceError, SourceUnavailable
+from ..config import AwsDataExports, FocusFiles
+from ..errors import BillingError, DataError, SourceError, SourceUnavailable
 from ..records import CREDIT, OTHER, REFUND, TAX, USAGE, CostRow, Month, SourceTotal
 from .base import Collection
 
@@ -622,6 +622,30 @@ def _connection() -> Iterator[duckdb.DuckDBPyConnection]:
         shutil.rmtree(spill, ignore_errors=True)
 
 
+def _focus(source: AwsDataExports, store: Store, chosen: Plan, paths: list[Path], names: list[str], month: Month,
+           label_keys: tuple[str, ...]) -> Collection:
+    """The month of a FOCUS export (``table: focus``), read as ``focus-files`` reads FOCUS; its
+    messages name the files as the export does (an ``s3://`` URL rather than a downloaded copy),
+    and every row must be the payer's."""
+    from . import focus_files
+
+    as_focus = FocusFiles(type="focus-files", id=source.id, path=Path(store.where))
+    try:
+        collection = focus_files.read(as_focus, paths, "parquet", month, label_keys)
+    except BillingError as error:
+        message = str(error)
+        for path, name in sorted(zip(map(str, paths), names), key=lambda pair: -len(pair[0])):
+            message = message.replace(path, name)
+        raise type(error)(message) from None
+    others = sorted({t.billing_account for t in collection.totals} - {source.payer_account})
+    if others:
+        raise DataError(f"source {source.id!r}: the FOCUS export of {month} bills billing account {others[0]} "
+                        f"(BillingAccountId), not the payer {source.payer_account}; give each payer its own source")
+    read = f"read {len(paths)} FOCUS Parquet file(s) of {month}" + (
+        f" listed by {store.name(chosen.manifest)}" if chosen.manifest else f" under {store.where}")
+    return collection._replace(notes=(read,))
+
+
 def collect(source: AwsDataExports, month: Month, label_keys: tuple[str, ...],
             refresh: bool = False) -> Collection:
     """``refresh`` has no meaning here: the export is always read anew."""
@@ -633,6 +657,8 @@ def collect(source: AwsDataExports, month: Month, label_keys: tuple[str, ...],
         local = store.fetch(chosen.data, scratch)
         paths = [local[key] for key in chosen.data]
         names = [store.name(key) for key in chosen.data]
+        if source.table == "focus":
+            return _focus(source, store, chosen, paths, names, month, label_keys)
         with _connection() as connection:
             columns, footer = shape(connection, source, paths, names, label_keys)
             try:

@@ -357,6 +357,11 @@ def _charge(category: str, charge_class: str | None) -> str:
 def collect(source: FocusFiles, month: Month, label_keys: tuple[str, ...], refresh: bool = False) -> Collection:
     """``refresh`` has no meaning here: files are always read anew."""
     files, kind = focus_files(source)
+    return read(source, files, kind, month, label_keys)
+
+
+def read(source: FocusFiles, files: list[Path], kind: str, month: Month, label_keys: tuple[str, ...]) -> Collection:
+    """The month's costs in ``files`` (all CSV or all Parquet: ``kind``), checked."""
     spill = tempfile.mkdtemp(prefix="billing-duckdb-")
     try:
         connection = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": spill,

@@ -122,9 +122,12 @@ class AwsDataExports(_Model):
     (``s3: s3://bucket/prefix/``, with the standard AWS credential chain; ``endpoint_url`` for an
     S3-compatible store). Give one of the two.
 
-    Amounts come from ``cost_column``. A billing period AWS has not closed (rows without
-    ``bill_invoice_id``) is refused unless ``accept_provisional`` is true; its invoices are then
-    provisional.
+    ``table: cur2`` (the default) reads a CUR 2.0 export: amounts come from ``cost_column``, and a
+    billing period AWS has not closed (rows without ``bill_invoice_id``) is refused unless
+    ``accept_provisional`` is true; its invoices are then provisional. ``table: focus`` reads
+    Data Exports' FOCUS 1.0 export of the same bucket layout, as a ``focus-files`` source reads
+    FOCUS (``BilledCost``); FOCUS 1.0 cannot tell a closed period from an open one, so the settle
+    days (``settle_days``) are what keeps an open period from being finalized.
     """
 
     type: Literal["aws-data-exports"]
@@ -136,6 +139,7 @@ class AwsDataExports(_Model):
     profile: str | None = None
     payer_account: Annotated[str, BeforeValidator(_as_written),
                              AfterValidator(_pattern(r"\d{12}", "must be a 12-digit AWS account id"))]
+    table: Literal["cur2", "focus"] = "cur2"
     cost_column: Literal["line_item_unblended_cost", "line_item_net_unblended_cost", "line_item_blended_cost",
                          "pricing_public_on_demand_cost"] = "line_item_unblended_cost"
     accept_provisional: bool = False
