@@ -32,7 +32,7 @@ from .config import Config
 from .errors import LedgerError, UsageError
 from .pricing import final_number
 from .records import Invoice, Month
-from .render import csv_files
+from .render import csv_files, focus
 from .render.derived import write_derived
 from .render.pdf import pdf_name, sha256_of, write_pdfs
 from .render.pool import Pending, Renderer, start_early, worker_count
@@ -139,6 +139,7 @@ def _write_month(folder: Path, previous: Path, config: Config, engine: Engine, m
     csv_files.write_register(folder / "invoice-register.csv", invoices)
     csv_files.write_lines(folder / "invoice-lines.csv", invoices)
     csv_files.write_adjustments(folder / "adjustments.csv", ledger.found_adjustments(engine, month), invoices)
+    focus.renumber(folder, month, invoices)
     write_derived(folder, config, month)
 
 

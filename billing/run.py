@@ -211,6 +211,8 @@ def write_outputs(folder: Path, config: Config, result: MonthResult, finals: Map
     rendered anew but kept byte for byte (``render.pdf.write_pdfs``, from ``previous``). The
     PDFs are rendered by ``jobs`` worker processes (``render.pool.worker_count``).
     ``step`` is told each invoice as its PDF is written, then the CSV files (progress)."""
+    from .render import focus
+
     write_pdfs(folder, previous, result.invoices, finals or {}, config, step=step, jobs=jobs)
     if step:
         step("CSV files")
@@ -222,6 +224,7 @@ def write_outputs(folder: Path, config: Config, result: MonthResult, finals: Map
     csv_files.write_shared_allocation(folder / "shared-allocation.csv", result.shares, config)
     csv_files.write_reconciliation(folder / "reconciliation.csv", result.reconciliation)
     csv_files.write_findings(folder / "findings.csv", result.findings, result.warnings)
+    focus.write_focus(folder, result, config)  # focus-YYYY-MM.csv and .parquet
     return tuple(sorted(folder.iterdir()))
 
 

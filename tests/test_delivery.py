@@ -651,7 +651,7 @@ def test_the_demo_month_is_delivered_to_both_buckets_by_email_and_webhook_and_re
     assert ran.exit_code == 0, ran.output
     folder = own_demo / "out" / "2022-09"
     files = {p.name: p.read_bytes() for p in folder.iterdir()}
-    assert len(files) == 21  # the PDFs, the CSV files, the workbook, the accounting imports, the review page
+    assert len(files) == 23  # the PDFs, the CSV and FOCUS files, the workbook, the accounting imports, the review page
     for bucket in (gcs, s3):
         assert bucket.index() == (own_demo / "out" / "index.html").read_bytes()  # the month page's "all months"
         stored = bucket.read()
@@ -697,7 +697,7 @@ def test_the_demo_month_is_delivered_to_both_buckets_by_email_and_webhook_and_re
     posts, mails = len(webhook.posts), len(smtp.received)
     again = billing("deliver", "--month", "2022-09")
     assert again.exit_code == 0, again.output
-    assert again.stderr.count("2022-09/: all 21 files already there, unchanged") == 2
+    assert again.stderr.count("2022-09/: all 23 files already there, unchanged") == 2
     assert "deliver: email: not sent again: it announced these very files before" in again.stderr
     assert (len(webhook.posts), len(smtp.received)) == (posts + 1, mails)
     assert "billing deliver 2022-09: 8 invoice(s)" in webhook.posts[-1].body["text"]

@@ -228,10 +228,14 @@ def test_finalize_numbers_without_gaps_prints_final_pdfs_and_a_rerun_changes_non
     text = pdf_text(folder / "invoice-2022-09-paleohack.pdf")
     assert "INV-2022-00002" in text and "DRAFT" not in text.upper()
 
-    before = {p.name: p.read_bytes() for p in folder.glob("*.pdf")}
+    focus = read_csv(folder / "focus-2022-09.csv")  # the FOCUS rows carry the numbers finalize gave
+    assert {r["x_InvoiceNumber"] for r in focus if r["x_Community"] == "paleohack"} == {"INV-2022-00002"}
+    assert {r["x_InvoiceNumber"] for r in focus if not r["x_Community"]} == {""}
+
+    before = {p.name: p.read_bytes() for p in [*folder.glob("*.pdf"), *folder.glob("focus-*")]}
     rerun = run_cli("run", "--month", "2022-09", "--output", out)
     assert rerun.exit_code == 0 and "kept 8 final document(s) as they are" in rerun.output
-    assert {p.name: p.read_bytes() for p in folder.glob("*.pdf")} == before
+    assert {p.name: p.read_bytes() for p in [*folder.glob("*.pdf"), *folder.glob("focus-*")]} == before
     assert (folder / "invoice-register.csv").read_text().count("finalized") == 8
     listed = run_cli("status", "--month", "2022-09")
     assert "finalized  INV-2022-00002" in listed.output

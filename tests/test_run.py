@@ -43,7 +43,8 @@ def test_each_demo_month_has_every_file_and_balances(demo_output, month):
     folder = demo_output / month
     names = {p.name for p in folder.iterdir()}
     community_ids = [c.id for c in load_config(DEMO_CONFIG).communities]
-    assert names == CSV_FILES | {f"billing-{month}.xlsx"} | {f"invoice-{month}-{cid}.pdf" for cid in community_ids}
+    assert names == CSV_FILES | {f"billing-{month}.xlsx", f"focus-{month}.csv", f"focus-{month}.parquet"} | {
+        f"invoice-{month}-{cid}.pdf" for cid in community_ids}
 
     reconciliation = read_csv(folder / "reconciliation.csv")
     assert {(r["provider"], r["billing_account"]) for r in reconciliation} == {

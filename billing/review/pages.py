@@ -33,7 +33,7 @@ PAGE, INDEX = "index.html", "index.html"
 WINDOW = 12  # months in the month page's charts, the month itself the last
 SHOWN_UNATTRIBUTED = 25  # rows of unattributed.csv listed on the page; the file has them all
 INDEX_WAIT_SECONDS = 30  # another run writing the index holds its lock this long at most, in practice far less
-PROVIDER_COLOURS = {"gcp": "#4285f4", "aws": "#ff9900"}
+PROVIDER_COLOURS = {"gcp": "#4285f4", "aws": "#ff9900", "azure": "#008272", "oci": "#c74634"}
 SPLITS = {"proportional": "in proportion to direct cost", "even": "in equal parts", "fixed": "by agreed percentages",
           "metric": "by usage"}
 # Files a month folder may hold, in the order the page lists them: (name, group, what it is).
@@ -51,7 +51,7 @@ KNOWN_FILES = (
     ("quickbooks-invoices.csv", "Accounting imports", "invoices for QuickBooks Online's import"),
     ("quickbooks-credit-notes.csv", "Accounting imports", "credit notes for QuickBooks Online's import"),
 )
-GROUPS = ("Invoices", "Workbook", "Accounting imports", "Tables (CSV)", "Other files")
+GROUPS = ("Invoices", "Workbook", "Accounting imports", "Tables (CSV)", "FinOps (FOCUS 1.2)", "Other files")
 
 
 def long_month(month: str) -> str:
@@ -241,6 +241,9 @@ def _files(data: api.MonthData, names: Mapping[str, str]) -> list[dict]:
             group, what = "Invoices", documents.get(name, "")
         elif name.endswith(".xlsx"):
             group, what = "Workbook", "every table in one Excel workbook"
+        elif name.startswith("focus-") and name.endswith((".csv", ".parquet")):
+            group, what = "FinOps (FOCUS 1.2)", ("the cost detail in FOCUS columns, shares as their own rows, "
+                                                 f"for FinOps tools ({name.rsplit('.', 1)[1].capitalize()})")
         else:
             group, what = known.get(name, ("Other files", ""))
         grouped[group].append({"name": name, "what": what, "size": (data.folder / name).stat().st_size,
