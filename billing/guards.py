@@ -155,7 +155,7 @@ def _largest_unattributed(attributed: Sequence[Attributed], currency: str) -> st
         if item.bucket.kind == "unattributed" and item.row.currency == currency:
             groups[(item.row.provider, item.row.project_or_account)] += abs(item.row.cost) or abs(item.row.net)
     ranked = sorted(groups.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:3]
-    noun = {"gcp": "project", "aws": "account"}
+    noun = {"gcp": "project", "aws": "account", "azure": "subscription"}
     return ", ".join(f"{provider_name(p)} {noun.get(p, 'sub account')} {where or '(none)'} {format_amount(a, currency)} "
                      f"{currency}"
                      for (p, where), a in ranked)

@@ -93,7 +93,8 @@ class CostRow(NamedTuple):
     """Cost of one group of source rows, as every collector returns it.
 
     Attributes:
-        provider: ``"gcp"`` or ``"aws"``.
+        provider: ``"gcp"``, ``"aws"``, ``"azure"``, ``"oci"`` (``PROVIDER_NAMES``), or another
+            provider's name as a FOCUS file gives it, in lower case with hyphens.
         billing_account: GCP billing account id or AWS payer account id.
         invoice_month: ``"YYYY-MM"``, the month of the provider's invoice (not of usage).
         project_or_account: GCP project id or AWS linked account id; ``""`` when the provider
@@ -177,7 +178,7 @@ class InvoiceLine(NamedTuple):
         section: ``"cloud"`` (passed through at cost, shared costs, markup, a cap), ``"fees"``,
             ``"discounts"``, ``"tax"``, or ``"prepaid"`` (paid from prepaid funds, after the total).
         description: what a finance reader sees.
-        provider: for a provider's own lines, ``"gcp"`` or ``"aws"``; ``""`` otherwise (shared
+        provider: for a provider's own lines, its ``CostRow.provider``; ``""`` otherwise (shared
             lines too).
         service: for a provider's own lines, its service (``"Tax"`` for its tax); ``"Tax"`` for a
             share of a pool's tax; ``""`` otherwise.

@@ -41,12 +41,21 @@ AWS: payer account 111111111111, USD. Saved Cost Explorer GetCostAndUsage respon
     Interdisciplinary School), oceanhackweek and staging, plus untagged cost.
   - 111111111111 management: the payer's own small untagged costs.
 
+Azure: billing account /providers/Microsoft.Billing/billingAccounts/7654321, USD.
+  azure/focus-YYYY-MM.csv, one file per billing period 2022-08..2022-10, is what Azure Cost
+  Management's FOCUS 1.2 export writes (CSV, every FOCUS 1.2 column): one row per day, service
+  and subscription (real exports have a row per resource and meter), tags as a JSON object.
+  - subscription ...a001 "ohw-azure-hub": OceanHackWeek's dedicated hub (an AKS cluster),
+    tagged hub=oceanhackweek; September has an Azure sponsorship credit.
+  - subscription ...a002 "hubs-azure-lab": the organisation's own test lab (untagged).
+
 Metrics: metrics/YYYY-MM.csv (community, metric, value) as a Prometheus export would give
 them: memory-request byte-hours of the hubs on the shared EKS cluster (to split its
 untagged cost) and NeuroHackademy's monthly active users (for a tiered fee).
 """
 
 import calendar
+import csv
 import datetime as dt
 import gzip
 import hashlib
@@ -136,6 +145,30 @@ AWS_OTHER_RECORDS = {
     (2022, 10): [("111111111111", "Tax", 2, 6), ("222222222222", "Tax", 150, 250),
                  ("333333333333", "Refund", -25, -5), ("111111111111", "Support fee", 29, 29)],
 }
+
+
+AZURE_ACCOUNT = "/providers/Microsoft.Billing/billingAccounts/7654321"
+AZURE_SUBSCRIPTIONS = {  # id: name, {(service, service category): USD per day}, tags
+    "/subscriptions/0b5f2c1e-0000-4000-8000-00000000a001": (
+        "ohw-azure-hub", {("Azure Kubernetes Service", "Compute"): 12}, {"hub": "oceanhackweek", "environment": "prod"}),
+    "/subscriptions/0b5f2c1e-0000-4000-8000-00000000a002": (
+        "hubs-azure-lab", {("Virtual Machines", "Compute"): 2}, None),
+}
+AZURE_CREDITS = {(2022, 9): ("/subscriptions/0b5f2c1e-0000-4000-8000-00000000a001", "-45.00")}
+# Every column of FOCUS 1.2, in the order the export writes them, and an Azure custom column.
+FOCUS_COLUMNS = (
+    "AvailabilityZone", "BilledCost", "BillingAccountId", "BillingAccountName", "BillingAccountType",
+    "BillingCurrency", "BillingPeriodEnd", "BillingPeriodStart", "CapacityReservationId", "CapacityReservationStatus",
+    "ChargeCategory", "ChargeClass", "ChargeDescription", "ChargeFrequency", "ChargePeriodEnd", "ChargePeriodStart",
+    "CommitmentDiscountCategory", "CommitmentDiscountId", "CommitmentDiscountName", "CommitmentDiscountQuantity",
+    "CommitmentDiscountStatus", "CommitmentDiscountType", "CommitmentDiscountUnit", "ConsumedQuantity", "ConsumedUnit",
+    "ContractedCost", "ContractedUnitPrice", "EffectiveCost", "InvoiceId", "InvoiceIssuerName",
+    "ListCost", "ListUnitPrice", "PricingCategory", "PricingCurrency", "PricingCurrencyContractedUnitPrice",
+    "PricingCurrencyEffectiveCost", "PricingCurrencyListUnitPrice", "PricingQuantity", "PricingUnit", "ProviderName",
+    "PublisherName", "RegionId", "RegionName", "ResourceId", "ResourceName", "ResourceType", "ServiceCategory",
+    "ServiceName", "ServiceSubcategory", "SkuId", "SkuMeter", "SkuPriceDetails", "SkuPriceId",
+    "SubAccountId", "SubAccountName", "SubAccountType", "Tags", "x_ResourceGroupName",
+)
 
 
 # ---------------------------------------------------------------- helpers
@@ -391,6 +424,62 @@ METRICS = [  # community, metric, low, high: per month, as a Prometheus export w
 ]
 
 
+# ---------------------------------------------------------------- Azure FOCUS rows
+def iso(day):
+    return day.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def focus_row(period, day_start, day_end, subscription, service, category, cost, tags, charge, description):
+    name = AZURE_SUBSCRIPTIONS[subscription][0]
+    values = dict.fromkeys(FOCUS_COLUMNS, "")
+    values.update({
+        "BilledCost": str(cost), "EffectiveCost": str(cost), "ListCost": str(cost), "ContractedCost": str(cost),
+        "BillingAccountId": AZURE_ACCOUNT, "BillingAccountName": "Open Hub Hosting Cooperative",
+        "BillingAccountType": "Billing Profile", "BillingCurrency": "USD", "BillingPeriodStart": iso(period[0]),
+        "BillingPeriodEnd": iso(period[1]), "ChargeCategory": charge, "ChargeDescription": description,
+        "ChargeFrequency": "Usage-Based" if charge == "Usage" else "One-Time", "ChargePeriodStart": iso(day_start),
+        "ChargePeriodEnd": iso(day_end), "InvoiceIssuerName": "Microsoft", "ProviderName": "Microsoft",
+        "PublisherName": "Microsoft", "InvoiceId": f"G{period[0]:%Y%m}0001",
+        "PricingCurrency": "USD", "RegionId": "westeurope", "RegionName": "West Europe", "ServiceName": service,
+        "ServiceCategory": category, "SubAccountId": subscription, "SubAccountName": name,
+        "SubAccountType": "Subscription", "x_ResourceGroupName": f"{name}-rg",
+        "Tags": json.dumps(tags, sort_keys=True) if tags else "",
+    })
+    if charge == "Usage":
+        values["ResourceId"] = f"{subscription}/resourceGroups/{name}-rg/providers/{service.replace(' ', '')}/{name}"
+    return values
+
+
+def azure_rows(rng, year, month):
+    start = dt.datetime(year, month, 1)
+    end = dt.datetime(*next_month(year, month), 1)
+    rows = []
+    for day in range(1, days_in(year, month) + 1):
+        day_start = dt.datetime(year, month, day)
+        for subscription, (_, services, tags) in AZURE_SUBSCRIPTIONS.items():
+            for (service, category), per_day in services.items():
+                cost = around(rng, per_day * 1_000_000)
+                rows.append(focus_row((start, end), day_start, day_start + dt.timedelta(days=1), subscription,
+                                      service, category, cost, tags, "Usage", f"{service} usage"))
+    if (year, month) in AZURE_CREDITS:
+        subscription, amount = AZURE_CREDITS[(year, month)]
+        rows.append(focus_row((start, end), start, end, subscription, "Azure Kubernetes Service", "Compute", Decimal(amount),
+                              AZURE_SUBSCRIPTIONS[subscription][2], "Credit", "Azure sponsorship credit"))
+    return rows
+
+
+def write_azure(rng, data):
+    (data / "azure").mkdir(parents=True)
+    for year, month in INVOICE_MONTHS:
+        path = data / "azure" / f"focus-{month_label(year, month)}.csv"
+        rows = azure_rows(rng, year, month)
+        with path.open("w", newline="", encoding="utf-8") as file:
+            writer = csv.DictWriter(file, fieldnames=FOCUS_COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        print(f"wrote {path} ({len(rows)} rows)")
+
+
 def write_metrics(rng, data):
     (data / "metrics").mkdir(parents=True)
     for year, month in INVOICE_MONTHS:
@@ -403,12 +492,13 @@ def write_metrics(rng, data):
 def main(data=DATA):
     """Write the demo data into ``data`` (default: demo/data beside this script)."""
     data = Path(data)
-    for part in ("gcp", "aws", "metrics"):
+    for part in ("gcp", "aws", "azure", "metrics"):
         shutil.rmtree(data / part, ignore_errors=True)
     rng = Random(20220901)
     write_gcp(rng, data)
     write_aws(rng, data)
     write_metrics(rng, data)
+    write_azure(Random(20220902), data)  # its own sequence: the other parts stay as they were
 
 
 if __name__ == "__main__":

@@ -16,19 +16,18 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-# Every column of FOCUS 1.2 this test data fills or leaves empty, in the order written, plus an
-# Azure custom column.
+# Every column of FOCUS 1.2, in the order written, plus an Azure custom column.
 COLUMNS = (
     "AvailabilityZone", "BilledCost", "BillingAccountId", "BillingAccountName", "BillingAccountType",
     "BillingCurrency", "BillingPeriodEnd", "BillingPeriodStart", "CapacityReservationId", "CapacityReservationStatus",
     "ChargeCategory", "ChargeClass", "ChargeDescription", "ChargeFrequency", "ChargePeriodEnd", "ChargePeriodStart",
     "CommitmentDiscountCategory", "CommitmentDiscountId", "CommitmentDiscountName", "CommitmentDiscountQuantity",
     "CommitmentDiscountStatus", "CommitmentDiscountType", "CommitmentDiscountUnit", "ConsumedQuantity", "ConsumedUnit",
-    "ContractedCost", "ContractedUnitPrice", "EffectiveCost", "HostProviderName", "InvoiceId", "InvoiceIssuerName",
+    "ContractedCost", "ContractedUnitPrice", "EffectiveCost", "InvoiceId", "InvoiceIssuerName",
     "ListCost", "ListUnitPrice", "PricingCategory", "PricingCurrency", "PricingCurrencyContractedUnitPrice",
     "PricingCurrencyEffectiveCost", "PricingCurrencyListUnitPrice", "PricingQuantity", "PricingUnit", "ProviderName",
     "PublisherName", "RegionId", "RegionName", "ResourceId", "ResourceName", "ResourceType", "ServiceCategory",
-    "ServiceName", "ServiceProviderName", "ServiceSubcategory", "SkuId", "SkuMeter", "SkuPriceDetails", "SkuPriceId",
+    "ServiceName", "ServiceSubcategory", "SkuId", "SkuMeter", "SkuPriceDetails", "SkuPriceId",
     "SubAccountId", "SubAccountName", "SubAccountType", "Tags", "x_ResourceGroupName",
 )
 ACCOUNT = "/providers/Microsoft.Billing/billingAccounts/7654321"
@@ -60,7 +59,7 @@ def row(month: str, cost: str, *, category: str = "Usage", charge_class: str | N
         "ChargeClass": charge_class or "", "ChargeDescription": description,
         "ChargeFrequency": "Usage-Based" if category == "Usage" else "One-Time",
         "InvoiceIssuerName": "Microsoft", "ProviderName": "Microsoft", "PublisherName": "Microsoft",
-        "ServiceProviderName": "Microsoft", "HostProviderName": "Microsoft",
+        "InvoiceId": f"G{month.replace('-', '')}0001",
         "RegionId": "westeurope", "RegionName": "West Europe", "ServiceName": service, "ServiceCategory": "Compute",
         "SubAccountId": subscription, "SubAccountName": subscription.rsplit("-", 1)[-1],
         "SubAccountType": "Subscription", "PricingCurrency": currency, "x_ResourceGroupName": resource_group,

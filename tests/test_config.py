@@ -75,7 +75,7 @@ def test_the_demo_config_loads_and_check_config_says_ok():
     result = check_config(DEMO_CONFIG)
 
     assert result.exit_code == 0
-    assert result.stdout == f"OK: {DEMO_CONFIG} (8 communities, 2 sources, 15 attribution rules)\n"
+    assert result.stdout == f"OK: {DEMO_CONFIG} (8 communities, 3 sources, 17 attribution rules)\n"
 
 
 def test_fee_amounts_are_exact_decimals_never_floats(tmp_path):

@@ -661,7 +661,7 @@ def test_the_demo_month_is_delivered_to_both_buckets_by_email_and_webhook_and_re
              "content_type": stored[n].content_type} for n, d in sorted(files.items())]
         assert stored["invoice-2022-09-ciroh.pdf"].content_type == "application/pdf"
     mail = parse(smtp.received[-1])
-    assert mail["Subject"] == "Invoices for September 2022: 8 invoice(s), 4,380.87 CAD, 1,569.59 GBP, 17,636.45 USD"
+    assert mail["Subject"] == "Invoices for September 2022: 8 invoice(s), 4,380.87 CAD, 1,569.59 GBP, 17,946.31 USD"
     assert "gs://finance-billing/invoices/2022-09/" in body_of(smtp.received[-1])
     assert webhook.posts[-1].body["text"].startswith("*Billing 2022-09* (September 2022): billing run 2022-09: 8 invoice(s)")
     closing = ran.stderr.splitlines()[-1]

@@ -185,16 +185,19 @@ def test_a_missing_required_column_is_named_with_its_file(tmp_path):
 
 
 def test_a_1_2_file_needs_a_provider_column(tmp_path):
-    columns = tuple(c for c in focus_data.COLUMNS if c not in ("ProviderName", "ServiceProviderName"))
+    columns = tuple(c for c in focus_data.COLUMNS if c != "ProviderName")
     path = focus_data.write_csv(tmp_path / "a.csv", month_rows(), columns)
-    with pytest.raises(DataError, match="FOCUS 1.2 .* without the column ServiceProviderName$"):
+    with pytest.raises(DataError, match="FOCUS 1.2 .* without the column ProviderName$"):
         collect(path)
 
 
-def test_a_configured_version_is_what_the_files_must_follow(tmp_path):
-    columns = tuple(c for c in focus_data.COLUMNS if c != "ProviderName")  # 1.2 names ServiceProviderName
-    path = focus_data.write_csv(tmp_path / "a.csv", month_rows(), columns)
-    assert collect(path, version="1.2").rows
+def test_service_provider_name_is_the_provider_where_a_file_has_it(tmp_path):
+    """FOCUS's later versions name the provider in ServiceProviderName (and deprecate ProviderName)."""
+    columns = tuple(c if c != "ProviderName" else "ServiceProviderName" for c in focus_data.COLUMNS)
+    rows = [{**r, "ServiceProviderName": "Oracle"} for r in month_rows()]
+    path = focus_data.write_csv(tmp_path / "a.csv", rows, columns)
+    assert {r.provider for r in collect(path).rows} == {"oci"}
+    assert {r.provider for r in collect(path, version="1.2").rows} == {"oci"}
     with pytest.raises(DataError, match=r"FOCUS 1\.0 file without the column ProviderName$"):
         collect(path, version="1.0")
 
@@ -266,7 +269,7 @@ def test_a_gzip_cut_short_and_a_row_cut_short_stop_the_reader(tmp_path):
     (cut / "b.csv").write_text(text[: len(text) - 300])  # the last row cut short
     with pytest.raises(DataError) as error:
         collect(cut)
-    assert str(error.value) == (f"source 'focus': {cut / 'b.csv'}, line 551: 31 fields where the header has 60 (a row "
+    assert str(error.value) == (f"source 'focus': {cut / 'b.csv'}, line 551: 29 fields where the header has 58 (a row "
                                 "cut short, or a file that is not comma-separated FOCUS)")
 
 

@@ -299,7 +299,7 @@ def test_billed_cost_adds_up_to_each_accounts_source_total_exactly(folder, rows)
     reconciliation = read_csv(folder / "reconciliation.csv")
     assert {r["billing_account"]: Decimal(r["source_total"]) for r in reconciliation} == {
         account: quantize(total, "USD") for account, total in by_account.items()}
-    names = {"gcp": "Google Cloud", "aws": "Amazon Web Services"}
+    names = {"gcp": "Google Cloud", "aws": "Amazon Web Services", "azure": "Microsoft Azure"}
     assert {(r["ProviderName"], r["BillingAccountId"]) for r in rows} == {
         (names[r["provider"]], r["billing_account"]) for r in reconciliation}
 

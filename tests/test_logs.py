@@ -28,13 +28,13 @@ def test_json_logs_parse_line_by_line_and_end_with_the_summary(own_demo):
     stages = [r["stage"] for r in found]
     assert {"collect", "render", "report", "summary"} <= set(stages)
     assert [r["message"] for r in found if r["stage"] == "collect"][:2] == [
-        "gcp-export (1 of 2 sources)", "aws-payer (2 of 2 sources)"]
+        "gcp-export (1 of 3 sources)", "aws-payer (2 of 3 sources)"]
     assert any(r["message"] == "Invoices for September 2022:" for r in found if r["stage"] == "report")
     summary = found[-1]
     assert summary["stage"] == "summary" and summary["severity"] == "INFO"
-    assert summary["message"] == ("billing run 2022-09: 8 invoice(s); totals 4,380.87 CAD, 1,569.59 GBP, 17,636.45 "
+    assert summary["message"] == ("billing run 2022-09: 8 invoice(s); totals 4,380.87 CAD, 1,569.59 GBP, 17,946.31 "
                                   "USD; unattributed none; paid API requests 0; bytes scanned 0 bytes")
-    assert summary["invoices"] == 8 and summary["totals"] == {"CAD": "4380.87", "GBP": "1569.59", "USD": "17636.45"}
+    assert summary["invoices"] == 8 and summary["totals"] == {"CAD": "4380.87", "GBP": "1569.59", "USD": "17946.31"}
     assert summary["paid_api_requests"] == 0 and summary["bytes_scanned"] == 0
 
 
@@ -95,7 +95,7 @@ def test_quiet_shows_warnings_and_the_summary_and_text_ends_with_it(own_demo):
     assert all(line.startswith(("run: warning: ", "summary: ")) for line in lines), lines
     assert lines[-1].startswith("summary: billing run 2022-09: 8 invoice(s)")
     normal = billing("run", "--month", "2022-09", "--config", config)
-    assert "collect: gcp-export (1 of 2 sources)" in normal.stderr.splitlines()
+    assert "collect: gcp-export (1 of 3 sources)" in normal.stderr.splitlines()
     assert normal.stderr.splitlines()[-1] == lines[-1]
     assert billing("run", "--month", "2022-09", "--config", config, "-q", "-v").exit_code == 2
 

@@ -130,7 +130,7 @@ def test_the_month_page_and_the_index_in_a_browser(demo, browser, config, tmp_pa
     assert bars.count() == 2 * len(config.communities)  # August and September
     assert "PaleoHack, Sep 2022: 1,248.01 USD" in bars.evaluate_all("paths => paths.map(p => p.textContent)")
     providers = page.locator("svg[aria-labelledby='chart1-provider-title'] g.series")
-    assert sorted(providers.evaluate_all("groups => groups.map(g => g.dataset.provider)")) == ["aws", "gcp"]
+    assert sorted(providers.evaluate_all("groups => groups.map(g => g.dataset.provider)")) == ["aws", "azure", "gcp"]
     assert page.locator("svg[id], svg [id]").evaluate_all("els => new Set(els.map(e => e.id)).size == els.length")
 
     invoices = page.locator("#invoices tbody tr")

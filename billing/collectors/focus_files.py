@@ -7,7 +7,8 @@ This collector reads CSV (optionally gzip'd) or Parquet files and only grouped r
 - the invoice month is the month of ``BillingPeriodStart`` as the file writes it; the amount is
   ``BilledCost`` (what the provider's invoice charges), read as text and summed as an exact
   DECIMAL(38, 18) (a Parquet DOUBLE through its shortest text, as GCP's FLOAT64 costs are);
-- the provider is ``ServiceProviderName`` (FOCUS 1.2) or ``ProviderName``, as a short name:
+- the provider is ``ProviderName`` (or ``ServiceProviderName``, its successor in later FOCUS
+  versions, where a file has it), as a short name:
   ``aws``, ``azure``, ``gcp``, ``oci`` (``PROVIDERS``), or the name in lower case with hyphens;
 - ``BillingAccountId`` is the billing account, ``SubAccountId`` the project, account or
   subscription (empty when the provider gives none), ``ServiceName`` the service,
@@ -54,11 +55,13 @@ VERSIONS = ("1.0", "1.1", "1.2")
 # and Tags are conditional in FOCUS: a file without them has no sub accounts or tags.)
 REQUIRED = {version: ("BilledCost", "BillingAccountId", "BillingCurrency", "BillingPeriodStart", "ChargeCategory",
                       "ChargeClass", "ServiceName", "ProviderName") for version in ("1.0", "1.1")}
-REQUIRED["1.2"] = tuple(c for c in REQUIRED["1.0"] if c != "ProviderName")  # ServiceProviderName or ProviderName
+REQUIRED["1.2"] = tuple(c for c in REQUIRED["1.0"] if c != "ProviderName")  # or ServiceProviderName
 OPTIONAL = ("SubAccountId", "Tags")
 # Columns that only later versions define: how a file's version is told when the config gives none.
-INTRODUCED = {"1.2": ("ServiceProviderName", "HostProviderName", "InvoiceId", "PricingCurrency", "BillingAccountType",
-                      "SubAccountType"),
+# (ServiceProviderName and HostProviderName come after 1.2 in FOCUS's changelog; a file with them
+# is read as the latest version known here.)
+INTRODUCED = {"1.2": ("InvoiceId", "PricingCurrency", "BillingAccountType", "SubAccountType", "ServiceProviderName",
+                      "HostProviderName"),
               "1.1": ("ServiceSubcategory", "SkuMeter", "SkuPriceDetails", "CapacityReservationId",
                       "CommitmentDiscountQuantity")}
 CHARGE_TYPES = {"Usage": USAGE, "Purchase": OTHER, "Tax": TAX, "Credit": CREDIT, "Adjustment": ADJUSTMENT}
@@ -162,7 +165,7 @@ def file_versions(connection: duckdb.DuckDBPyConnection, source: FocusFiles, fil
         version = source.version or next((v for v in ("1.2", "1.1") if any(c in columns for c in INTRODUCED[v])), "1.0")
         missing = [c for c in REQUIRED[version] if c not in columns]
         if version == "1.2" and "ServiceProviderName" not in columns and "ProviderName" not in columns:
-            missing.append("ServiceProviderName")
+            missing.append("ProviderName")
         if missing:
             told = "" if source.version else " (told from its columns)"
             raise DataError(f"source {source.id!r}: {path}: FOCUS {version}{told} file without the column "
@@ -185,7 +188,7 @@ def _text(column: str, columns: dict[str, str]) -> str:
 
 
 def _provider_column(columns: dict[str, str]) -> str:
-    """SQL: the provider's name, from ServiceProviderName (1.2) where a row has it, else ProviderName."""
+    """SQL: the provider's name, from ServiceProviderName where a row has it, else ProviderName."""
     names = [c for c in ("ServiceProviderName", "ProviderName") if c in columns]
     return f"coalesce({', '.join(_text(c, columns) for c in names)})" if names else "NULL::VARCHAR"
 
