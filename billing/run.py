@@ -29,7 +29,7 @@ from .money import ZERO, currencies
 from .pricing import price_invoice
 from .records import PROVISIONAL, Attributed, Figure, Invoice, Month, ReconciliationRow, provider_name
 from .render import csv_files
-from .render.derived import write_derived
+from .render.derived import import_early, write_derived
 from .render.pdf import write_pdfs
 from .render.pool import start_early
 
@@ -209,13 +209,20 @@ def write_outputs(folder: Path, config: Config, result: MonthResult, finals: Map
 
     ``finals`` maps the numbers of finalized invoices to the sha256 of their PDFs: those are not
     rendered anew but kept byte for byte (``render.pdf.write_pdfs``, from ``previous``). The
-    PDFs are rendered by ``jobs`` worker processes (``render.pool.worker_count``).
-    ``step`` is told each invoice as its PDF is written, then the CSV files (progress)."""
-    from .render import focus
-
-    write_pdfs(folder, previous, result.invoices, finals or {}, config, step=step, jobs=jobs)
+    PDFs are rendered by ``jobs`` worker processes (``render.pool.worker_count``); the CSV and
+    FOCUS files are written meanwhile. ``step`` is told each invoice as its PDF is written, then
+    the CSV files (progress)."""
+    write_pdfs(folder, previous, result.invoices, finals or {}, config, step=step, jobs=jobs,
+               meanwhile=lambda: _write_tables(folder, config, result))
     if step:
         step("CSV files")
+    return tuple(sorted(folder.iterdir()))
+
+
+def _write_tables(folder: Path, config: Config, result: MonthResult) -> None:
+    """The month's CSV files and its FOCUS files."""
+    from .render import focus
+
     csv_files.write_register(folder / "invoice-register.csv", result.invoices)
     csv_files.write_lines(folder / "invoice-lines.csv", result.invoices)
     csv_files.write_cost_detail(folder / "cost-detail.csv", result.attributed)
@@ -225,7 +232,6 @@ def write_outputs(folder: Path, config: Config, result: MonthResult, finals: Map
     csv_files.write_reconciliation(folder / "reconciliation.csv", result.reconciliation)
     csv_files.write_findings(folder / "findings.csv", result.findings, result.warnings)
     focus.write_focus(folder, result, config)  # focus-YYYY-MM.csv and .parquet
-    return tuple(sorted(folder.iterdir()))
 
 
 def late_data(computed: MonthResult, kept: Sequence[tuple[Invoice, str]]) -> dict[str, tuple[str, str, dict]]:
@@ -316,6 +322,7 @@ def run_month(config: Config, month: Month, output: Path | None = None, refresh:
         for adjustment in ledger.open_adjustments(engine, month):
             carried.setdefault(adjustment.community_id, []).append(adjustment)
         start_early(jobs, len(config.communities))  # the PDF workers' forkserver starts while the sources are read
+        import_early()  # and the review page's libraries are imported
         computed = compute_month(config, month, refresh, carried, ledger.prepaid_used(engine), unsettled)
         try:
             figures, findings = _findings(config, month, computed, ledger.figures_of(engine, month.previous))

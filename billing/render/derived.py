@@ -8,6 +8,8 @@ the same folder.
 
 from __future__ import annotations
 
+import importlib
+import threading
 from pathlib import Path
 
 from .. import logs
@@ -16,6 +18,20 @@ from ..errors import BillingError, OutputError
 from ..records import Month
 from .accounting import write_accounting_imports
 from .workbook import write_workbook
+
+
+def import_early() -> None:
+    """Import what the derived files need (pandas, matplotlib, openpyxl: a second or more) in a
+    background thread, while the sources are read and the PDFs rendered, rather than after them.
+    A later import of the same modules waits for this one (Python's import lock); a failure here
+    is left for that import to report."""
+    def work() -> None:
+        try:
+            importlib.import_module("billing.review")
+        except Exception:  # noqa: BLE001 - reported by the import in write_derived, if it recurs
+            pass
+
+    threading.Thread(target=work, name="import-review", daemon=True).start()
 
 
 def write_derived(folder: Path, config: Config, month: Month) -> None:

@@ -165,7 +165,7 @@ def sha256_of(path: Path) -> str:
 
 def write_pdfs(folder: Path, previous: Path | None, invoices: Sequence[Invoice], finals: Mapping[str, str],
                config: Config, keep_drafts: bool = False, step: Callable[[str], None] | None = None,
-               jobs: int | None = None) -> None:
+               jobs: int | None = None, meanwhile: Callable[[], None] | None = None) -> None:
     """Every invoice's PDF into ``folder``.
 
     A final document (its number in ``finals``, with its PDF's sha256) is kept byte for byte: as
@@ -175,6 +175,8 @@ def write_pdfs(folder: Path, previous: Path | None, invoices: Sequence[Invoice],
     The rest are rendered by ``jobs`` worker processes (``billing.render.pool``; default
     ``BILLING_JOBS``, else one per usable CPU; at most one per PDF; 1: in this process). ``step``
     (progress) is told each PDF's name once it is written, in the order of ``invoices``.
+    ``meanwhile`` is called in this process once every PDF is on its way to a worker, before
+    waiting for them (other files are written while the workers render).
     """
     from .pool import Renderer
 
@@ -205,6 +207,8 @@ def write_pdfs(folder: Path, previous: Path | None, invoices: Sequence[Invoice],
             plan.append((target, invoice, community, None))
     with Renderer(config, jobs, sum(entry is not None for entry in plan)) as renderer:
         pending = [None if entry is None else renderer.start(*entry[:3]) for entry in plan]
+        if meanwhile is not None:
+            meanwhile()
         for invoice, entry, rendering in zip(invoices, plan, pending):
             target = folder / pdf_name(invoice)
             if entry is not None:
