@@ -21,6 +21,22 @@ PROVIDER_NAMES = {"gcp": "Google Cloud", "aws": "Amazon Web Services", "azure": 
                   "oci": "Oracle Cloud Infrastructure"}
 
 
+# What providers call themselves (FOCUS's ProviderName, in lower case with hyphens) -> the short name.
+PROVIDER_ALIASES = {
+    "amazon-web-services": "aws", "amazon-web-services-inc": "aws", "amazon": "aws",
+    "microsoft": "azure", "microsoft-azure": "azure",
+    "google-cloud": "gcp", "google-cloud-platform": "gcp", "google": "gcp",
+    "oracle": "oci", "oracle-cloud-infrastructure": "oci", "oracle-cloud": "oci",
+}
+
+
+def provider_slug(name: str) -> str:
+    """The short name of a provider as it names itself: ``"Microsoft"`` -> ``"azure"``,
+    ``"AWS"`` -> ``"aws"``, ``"Snowflake Inc."`` -> ``"snowflake-inc"``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return PROVIDER_ALIASES.get(slug, slug)
+
+
 def provider_name(provider: str) -> str:
     """What a finance reader calls ``provider``: ``"aws"`` -> ``"Amazon Web Services"``."""
     return PROVIDER_NAMES.get(provider, provider or "Unknown provider")

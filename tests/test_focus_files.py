@@ -229,6 +229,9 @@ def test_an_account_billing_in_two_currencies_is_refused(tmp_path):
     ({"BilledCost": "12,50"}, "BilledCost is not a number"),
     ({"BilledCost": ""}, "BilledCost is not a number"),
     ({"BilledCost": "1e15"}, "BilledCost is beyond +-10,000,000,000,000 or has more than 18 decimal places"),
+    ({"BilledCost": "1e-20"}, "BilledCost is beyond +-10,000,000,000,000 or has more than 18 decimal places"),
+    ({"BilledCost": "0.0000000000000000001"}, "BilledCost is beyond +-10,000,000,000,000 or has more than 18 "
+                                              "decimal places"),
     ({"ChargeCategory": "Refund"}, "ChargeCategory is not one of Usage, Purchase, Tax, Credit, Adjustment"),
     ({"ChargeClass": "Rebill"}, "ChargeClass is neither empty nor Correction"),
     ({"BillingCurrency": "usd"}, "BillingCurrency is not a three-letter currency code"),
@@ -237,8 +240,9 @@ def test_an_account_billing_in_two_currencies_is_refused(tmp_path):
 def test_a_row_that_cannot_be_billed_is_named_by_file_and_row(tmp_path, kind, change, problem):
     rows = month_rows()
     rows[6] = {**rows[6], **change}
-    if kind == "parquet" and not change.get("BilledCost", "0").replace(".", "").isdigit():
-        pytest.skip("a Parquet DECIMAL column cannot hold it")
+    cost = change.get("BilledCost", "0")
+    if kind == "parquet" and (not cost.replace(".", "").isdigit() or len(cost.partition(".")[2]) > 18):
+        pytest.skip("the test's Parquet DECIMAL(38, 18) column cannot hold it")
     if kind == "parquet" and "BillingPeriodStart" in change:
         pytest.skip("a Parquet timestamp column cannot hold it")
     writer = focus_data.write_parquet if kind == "parquet" else focus_data.write_csv
@@ -349,3 +353,10 @@ def test_rules_on_a_provider_a_source_cannot_hold_are_reported(tmp_path):
     assert result.exit_code == 1
     assert said(result).startswith("Error: attribution[2] matches key 'hubb', which no row of any source carries "
                                    "(did you mean 'hub'?)")
+
+
+@pytest.mark.parametrize("written, read", [("100e-20", "1E-18"), ("1.2E-7", "1.2E-7"), ("1.50000000000000000000000", "1.5"),
+                                           ("-0.000000000000000001", "-1E-18"), ("12E3", "12000")])
+def test_amounts_are_read_exactly_in_every_plain_form(tmp_path, written, read):
+    path = focus_data.write_csv(tmp_path / "a.csv", [{**row("2024-09", "0"), "BilledCost": written}])
+    assert collect(path).totals[0].total == Decimal(read)

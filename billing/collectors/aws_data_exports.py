@@ -631,7 +631,7 @@ def _focus(source: AwsDataExports, store: Store, chosen: Plan, paths: list[Path]
 
     as_focus = FocusFiles(type="focus-files", id=source.id, path=Path(store.where))
     try:
-        collection = focus_files.read(as_focus, paths, "parquet", month, label_keys)
+        collection = focus_files.read(as_focus, paths, "parquet", month, label_keys, under=store.where)
     except BillingError as error:
         message = str(error)
         for path, name in sorted(zip(map(str, paths), names), key=lambda pair: -len(pair[0])):

@@ -9,7 +9,8 @@ This collector reads CSV (optionally gzip'd) or Parquet files and only grouped r
   DECIMAL(38, 18) (a Parquet DOUBLE through its shortest text, as GCP's FLOAT64 costs are);
 - the provider is ``ProviderName`` (or ``ServiceProviderName``, its successor in later FOCUS
   versions, where a file has it), as a short name:
-  ``aws``, ``azure``, ``gcp``, ``oci`` (``PROVIDERS``), or the name in lower case with hyphens;
+  ``aws``, ``azure``, ``gcp``, ``oci`` (``records.provider_slug``), or the name in lower case with
+  hyphens;
 - ``BillingAccountId`` is the billing account, ``SubAccountId`` the project, account or
   subscription (empty when the provider gives none), ``ServiceName`` the service,
   ``BillingCurrency`` the currency, and ``Tags`` (a JSON object, or a map in Parquet) the tags,
@@ -18,6 +19,9 @@ This collector reads CSV (optionally gzip'd) or Parquet files and only grouped r
   (a credit of type "Credit", cost 0), Adjustment; a ``ChargeClass`` of ``Correction`` (a
   correction of an earlier period's charge, billed in this one) makes a usage or purchase row an
   adjustment, while corrections of tax and credits stay tax and credits.
+
+A column one file lacks (``SubAccountId``, ``Tags``) is null for that file's rows; Parquet
+timestamps are read in UTC.
 
 The source's total per provider, billing account and month is summed apart from the groups, for
 reconciliation. Before anything is billed, the files are checked: each has the columns the
@@ -39,12 +43,13 @@ import shutil
 import tempfile
 from decimal import Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 
 from ..config import FocusFiles
 from ..errors import DataError, SourceError
-from ..records import ADJUSTMENT, CREDIT, OTHER, TAX, USAGE, CostRow, Month, SourceTotal
+from ..records import ADJUSTMENT, CREDIT, OTHER, PROVIDER_ALIASES, TAX, USAGE, CostRow, Month, SourceTotal
 from .base import Collection
 from .gcp_file_checks import sql_files, sql_text
 
@@ -66,11 +71,6 @@ INTRODUCED = {"1.2": ("InvoiceId", "PricingCurrency", "BillingAccountType", "Sub
                       "CommitmentDiscountQuantity")}
 CHARGE_TYPES = {"Usage": USAGE, "Purchase": OTHER, "Tax": TAX, "Credit": CREDIT, "Adjustment": ADJUSTMENT}
 CREDIT_TYPE = "Credit"
-# FOCUS ProviderName values (lower case) and the short name a cost row carries.
-PROVIDERS = {"aws": "aws", "amazon web services": "aws", "amazon": "aws",
-             "microsoft": "azure", "microsoft azure": "azure", "azure": "azure",
-             "google cloud": "gcp", "google cloud platform": "gcp", "google": "gcp", "gcp": "gcp",
-             "oracle": "oci", "oracle cloud infrastructure": "oci", "oracle cloud": "oci", "oci": "oci"}
 SCALE = 18  # decimal places amounts are read to: more than any provider writes
 AMOUNT_LIMIT = Decimal(10) ** 13
 NUMERIC = f"DECIMAL(38, {SCALE})"
@@ -120,10 +120,13 @@ def _reader(files: list[Path], kind: str) -> str:
     """
     if kind == "parquet":
         return f"read_parquet({sql_files(files)}, union_by_name = true, filename = true, file_row_number = true)"
+    by_header: dict[tuple[str, ...], list[Path]] = {}
+    for path in files:  # files with the same header are read by one reader
+        by_header.setdefault(tuple(csv_header(path)), []).append(path)
     reads = []
-    for path in files:
-        columns = "{" + ", ".join(f"{sql_text(name)}: 'VARCHAR'" for name in csv_header(path)) + "}"
-        reads.append(f"SELECT * FROM read_csv({sql_files([path])}, header = true, auto_detect = false, "
+    for header, paths in by_header.items():
+        columns = "{" + ", ".join(f"{sql_text(name)}: 'VARCHAR'" for name in header) + "}"
+        reads.append(f"SELECT * FROM read_csv({sql_files(paths)}, header = true, auto_detect = false, "
                      f"columns = {columns}, delim = ',', quote = '\"', escape = '\"', filename = true, "
                      "nullstr = ['', 'NULL'], strict_mode = true)")
     return "(" + " UNION ALL BY NAME ".join(reads) + ")"
@@ -153,12 +156,25 @@ def _columns(connection: duckdb.DuckDBPyConnection, source: FocusFiles, path: Pa
                         f"{_first_line(exc)}") from None
 
 
+class Columns(NamedTuple):
+    """The files' columns, with their type in the first file that has each.
+
+    Attributes:
+        any: the columns some file has (a file without one reads it as null).
+        every: the columns every file has: what identifies a row in any of them.
+    """
+
+    any: dict[str, str]
+    every: dict[str, str]
+
+
 def file_versions(connection: duckdb.DuckDBPyConnection, source: FocusFiles, files: list[Path],
-                  kind: str) -> tuple[dict[str, str], dict[Path, str]]:
-    """The columns every file has (with their type in the first) and each file's FOCUS version
-    (the configured one, else told from its columns); a file without a column its version needs
-    is refused, naming the file and the column."""
+                  kind: str) -> tuple[Columns, dict[Path, str]]:
+    """The files' columns and each file's FOCUS version (the configured one, else told from its
+    columns); a file without a column its version needs is refused, naming the file and the
+    column."""
     common: dict[str, str] | None = None
+    union: dict[str, str] = {}
     versions: dict[Path, str] = {}
     for path in files:
         columns = _columns(connection, source, path, kind)
@@ -172,7 +188,8 @@ def file_versions(connection: duckdb.DuckDBPyConnection, source: FocusFiles, fil
                             f"{missing[0]}" + (f" (and {', '.join(missing[1:])})" if missing[1:] else ""))
         versions[path] = version
         common = dict(columns) if common is None else {k: v for k, v in common.items() if k in columns}
-    return common or {}, versions
+        union.update((k, v) for k, v in columns.items() if k not in union)
+    return Columns(union, common or {}), versions
 
 
 def _text(column: str, columns: dict[str, str]) -> str:
@@ -193,35 +210,49 @@ def _provider_column(columns: dict[str, str]) -> str:
     return f"coalesce({', '.join(_text(c, columns) for c in names)})" if names else "NULL::VARCHAR"
 
 
+def _json_key(key: str) -> str:
+    """A JSON path to the member ``key`` of an object, whatever its characters (``/`` and ``$``
+    begin a path of their own, ``.`` separates members)."""
+    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _decimal_places(text: str) -> str:
+    """SQL: the decimal places the number written in ``text`` needs (``1.500`` 1, ``1.2E-7`` 8,
+    ``100e-20`` 18), trailing zeros aside."""
+    mantissa = f"regexp_extract({text}, '^\\s*[+-]?([0-9]*)\\.?([0-9]*)', ['whole', 'fraction'])"
+    exponent = f"coalesce(TRY_CAST(regexp_extract({text}, '[eE]([+-]?[0-9]+)', 1) AS INTEGER), 0)"
+    return (f"(CASE WHEN rtrim({mantissa}.fraction, '0') <> '' THEN length(rtrim({mantissa}.fraction, '0')) "
+            f"ELSE length(rtrim({mantissa}.whole, '0')) - length({mantissa}.whole) END - {exponent})")
+
+
 def _short_provider() -> str:
     """SQL over ``provider_name``: the short name a cost row carries."""
-    known = "MAP {" + ", ".join(f"{sql_text(k)}: {sql_text(v)}" for k, v in PROVIDERS.items()) + "}"
+    known = "MAP {" + ", ".join(f"{sql_text(k)}: {sql_text(v)}" for k, v in PROVIDER_ALIASES.items()) + "}"
     slug = "trim(regexp_replace(lower(provider_name), '[^a-z0-9]+', '-', 'g'), '-')"
-    return f"coalesce(element_at({known}, lower(provider_name))[1], {slug})"
+    return f"coalesce(element_at({known}, {slug})[1], {slug})"
 
 
-def _rows(files: list[Path], kind: str, columns: dict[str, str], label_keys: tuple[str, ...]) -> str:
+def _rows(files: list[Path], kind: str, columns: Columns, label_keys: tuple[str, ...]) -> str:
     """SQL: per row its file index, row number (Parquet), problem (``PROBLEMS``; NULL when it can
     be billed), invoice month, group columns, tag values asked for (``tag_0``...), amount and the
     hash of every column the files share (the row's identity)."""
-    text = {c: _text(c, columns) for c in ("BilledCost", "BillingAccountId", "BillingCurrency", "BillingPeriodStart",
+    text = {c: _text(c, columns.any) for c in ("BilledCost", "BillingAccountId", "BillingCurrency", "BillingPeriodStart",
                                             "ChargeCategory", "ChargeClass", "ServiceName", "SubAccountId", "Tags")}
     problem = "CASE " + " ".join(f"WHEN {test} THEN {sql_text(name)}" for name, test in (
         ("period", "period IS NULL"),
         ("amount", f"NOT coalesce(regexp_matches(cost_text, {sql_text(_PLAIN_NUMBER)}), false)"),
-        ("range", f"amount IS NULL OR abs(amount) >= {AMOUNT_LIMIT} "
-                  f"OR length(regexp_extract(cost_text, '\\.([0-9]*)', 1)) > {SCALE}"),
+        ("range", f"amount IS NULL OR abs(amount) >= {AMOUNT_LIMIT} OR {_decimal_places('cost_text')} > {SCALE}"),
         ("category", f"category IS NULL OR category NOT IN ({', '.join(map(sql_text, CHARGE_TYPES))})"),
         ("class", "charge_class IS NOT NULL AND charge_class <> 'Correction'"),
         ("account", "account IS NULL"),
         ("currency", "currency IS NULL OR NOT regexp_full_match(currency, '[A-Z]{3}')"),
         ("provider", "provider_name IS NULL"),
-        ("tags", "tags IS NOT NULL AND coalesce(json_type(TRY_CAST(tags AS JSON)), '') <> 'OBJECT'"),
+        ("tags", "tags IS NOT NULL AND coalesce(json_type(TRY_CAST(tags AS JSON)), '') NOT IN ('OBJECT', 'NULL')"),
     )) + " END"
     tag_values = "".join(
-        f", CASE WHEN {problem} IS NULL AND tags IS NOT NULL THEN json_extract_string(tags, [{sql_text(key)}])[1] END "
-        f"AS tag_{i}" for i, key in enumerate(label_keys))
-    identity = "hash(" + ", ".join(_text(c, columns) for c in sorted(columns)) + ")"
+        f", CASE WHEN {problem} IS NULL AND tags IS NOT NULL THEN json_extract_string(tags, {sql_text(_json_key(key))}) "
+        f"END AS tag_{i}" for i, key in enumerate(label_keys))
+    identity = "hash(" + ", ".join(_text(c, columns.every) for c in sorted(columns.every)) + ")"
     line = "file_row_number + 1" if kind == "parquet" else "NULL::BIGINT"
     typed = (f"SELECT list_position({sql_files(files)}, filename)::INTEGER AS file, {line} AS line, "
              f"{identity} AS row_hash, {text['BilledCost']} AS cost_text, "
@@ -231,7 +262,7 @@ def _rows(files: list[Path], kind: str, columns: dict[str, str], label_keys: tup
              f"left({text['BillingPeriodStart']}, 7) AS written_month, "
              f"{text['ChargeCategory']} AS category, {text['ChargeClass']} AS charge_class, "
              f"{text['BillingAccountId']} AS account, {text['BillingCurrency']} AS currency, "
-             f"{_provider_column(columns)} AS provider_name, coalesce({text['SubAccountId']}, '') AS sub_account, "
+             f"{_provider_column(columns.any)} AS provider_name, coalesce({text['SubAccountId']}, '') AS sub_account, "
              f"coalesce({text['ServiceName']}, '') AS service, {text['Tags']} AS tags "
              f"FROM {_reader(files, kind)}")
     return (f"SELECT *, {problem} AS problem, {_short_provider()} AS provider{tag_values} "
@@ -239,7 +270,7 @@ def _rows(files: list[Path], kind: str, columns: dict[str, str], label_keys: tup
             f"FROM ({typed}))")
 
 
-def _load(connection: duckdb.DuckDBPyConnection, files: list[Path], kind: str, columns: dict[str, str],
+def _load(connection: duckdb.DuckDBPyConnection, files: list[Path], kind: str, columns: Columns,
           label_keys: tuple[str, ...]) -> None:
     """``GROUPS``: per file, problem and billing group, the rows and the exact sum; and (``per_group``
     false) each row hash found in more than one file."""
@@ -263,7 +294,7 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0]
 
 
-def _read_error(source: FocusFiles, exc: duckdb.Error) -> DataError:
+def _read_error(source: FocusFiles, exc: duckdb.Error, under: str) -> DataError:
     """One line from DuckDB's reading error: the file, the line and what is wrong, where it says."""
     text = str(exc)
     file = re.search(r"^\s*file = (.+)$", text, re.MULTILINE)
@@ -272,27 +303,29 @@ def _read_error(source: FocusFiles, exc: duckdb.Error) -> DataError:
     if file and line and fields:
         return DataError(f"source {source.id!r}: {file[1].strip()}, line {line[1]}: {fields[2]} fields where the header "
                          f"has {fields[1]} (a row cut short, or a file that is not comma-separated FOCUS)")
-    where = f"{file[1].strip()}: " if file else f"the FOCUS files under {source.path}: "
+    where = f"{file[1].strip()}: " if file else f"the FOCUS files under {under}: "
     return DataError(f"source {source.id!r}: cannot read {where}{_first_line(exc)}")
 
 
-def _bad_row(connection: duckdb.DuckDBPyConnection, files: list[Path], kind: str, columns: dict[str, str],
-             file: int, problem: str, first_line: int | None) -> str:
-    """Where the first row of ``file`` with ``problem`` is: ``row N`` (Parquet, from the reader;
-    CSV, counted after the header in the file's order)."""
+def _bad_row(connection: duckdb.DuckDBPyConnection, source: FocusFiles, path: Path, kind: str, month: Month,
+             problem: str, first_line: int | None) -> str:
+    """Where the first row of ``path`` with ``problem`` (in ``month``, unless its month cannot be
+    told) is: ``row N`` (Parquet, from the reader; CSV, counted after the header in the file's
+    order, read again)."""
     if first_line is not None:
         return f"row {first_line}"
-    cursor = connection.execute(f"SELECT problem FROM ({_rows([files[file - 1]], kind, columns, ())})")
+    own = _columns(connection, source, path, kind)
+    cursor = connection.execute(f"SELECT problem, period FROM ({_rows([path], kind, Columns(own, own), ())})")
     number = 0
     while batch := cursor.fetchmany(10_000):
-        for (found,) in batch:
+        for found, period in batch:
             number += 1
-            if found == problem:
+            if found == problem and (problem == "period" or period == str(month)):
                 return f"row {number} after the header"
     return "a row"
 
 
-def _check(source: FocusFiles, month: Month, files: list[Path], kind: str, columns: dict[str, str],
+def _check(source: FocusFiles, month: Month, files: list[Path], kind: str, columns: Columns,
            connection: duckdb.DuckDBPyConnection) -> None:
     """Refuse rows of the month that cannot be billed (and rows whose month cannot be told), an
     account billing in two currencies, and a row found in two files."""
@@ -303,7 +336,7 @@ def _check(source: FocusFiles, month: Month, files: list[Path], kind: str, colum
     if found:
         problem, file, count, first_line = min(found, key=lambda f: (list(PROBLEMS).index(f[0]), f[1]))
         total = sum(f[2] for f in found)
-        where = _bad_row(connection, files, kind, columns, file, problem, first_line)
+        where = _bad_row(connection, source, files[file - 1], kind, month, problem, first_line)
         raise DataError(f"source {source.id!r}: {files[file - 1]}, {where}: {PROBLEMS[problem]}; {total} row(s) of "
                         f"{month} cannot be billed")
     currencies = connection.execute(f"""
@@ -321,31 +354,34 @@ def _check(source: FocusFiles, month: Month, files: list[Path], kind: str, colum
         _refuse_row_twice(source, files, kind, columns, connection)
 
 
-def _refuse_row_twice(source: FocusFiles, files: list[Path], kind: str, columns: dict[str, str],
+def _refuse_row_twice(source: FocusFiles, files: list[Path], kind: str, columns: Columns,
                       connection: duckdb.DuckDBPyConnection) -> None:
     """Rows whose hashes two files share, compared on every column: the first pair of files that
     really share rows is refused (equal hashes of different rows are let be)."""
-    values = ", ".join(_text(c, columns) for c in sorted(columns))
+    values = ", ".join(_text(c, columns.every) for c in sorted(columns.every))
     pairs = connection.execute(f"""
         WITH rows AS (SELECT list_position({sql_files(files)}, filename)::INTEGER AS file, hash({values}) AS row_hash,
                              [{values}] AS row_values FROM {_reader(files, kind)}),
-        candidates AS (SELECT * FROM rows WHERE row_hash IN (SELECT row_hash FROM {GROUPS} WHERE NOT per_group))
-        SELECT a.file, b.file, count(*) FROM candidates a JOIN candidates b
-          ON a.row_hash = b.row_hash AND a.file < b.file AND a.row_values IS NOT DISTINCT FROM b.row_values
-        GROUP BY ALL ORDER BY a.file, b.file""").fetchall()
+        candidates AS (SELECT * FROM rows WHERE row_hash IN (SELECT row_hash FROM {GROUPS} WHERE NOT per_group)),
+        pairs AS (SELECT DISTINCT a.file AS first, b.file AS second FROM candidates a JOIN candidates b
+                    ON a.row_hash = b.row_hash AND a.file < b.file AND a.row_values IS NOT DISTINCT FROM b.row_values)
+        SELECT first, second, (SELECT count(*) FROM candidates b WHERE b.file = second AND EXISTS (
+                   SELECT 1 FROM candidates a WHERE a.file = first AND a.row_hash = b.row_hash
+                   AND a.row_values IS NOT DISTINCT FROM b.row_values))
+        FROM pairs ORDER BY first, second LIMIT 1""").fetchall()
     if pairs:
         first, second, count = pairs[0]
         raise DataError(f"source {source.id!r}: {count} row(s) of {files[second - 1]} are also in {files[first - 1]} "
                         "(the same export read twice, or two exports that overlap); remove one copy")
 
 
-def _carried_keys(connection: duckdb.DuckDBPyConnection, files: list[Path], kind: str, columns: dict[str, str],
+def _carried_keys(connection: duckdb.DuckDBPyConnection, files: list[Path], kind: str, columns: Columns,
                   label_keys: tuple[str, ...], values: list[tuple]) -> set[str]:
     """The tag keys the month's rows carry among those asked for (``values``: the values of each
     group); when one of those is carried by none, also every key the files hold (to tell a typo
     from a tag of other months)."""
     carried = {key for i, key in enumerate(label_keys) if any(v[i] is not None for v in values)}
-    if carried == set(label_keys) or "Tags" not in columns:
+    if carried == set(label_keys) or "Tags" not in columns.any:
         return carried
     return carried | {key for (key,) in connection.execute(
         f"SELECT DISTINCT unnest(json_keys(tags)) FROM ({_rows(files, kind, columns, ())}) "
@@ -363,18 +399,22 @@ def collect(source: FocusFiles, month: Month, label_keys: tuple[str, ...], refre
     return read(source, files, kind, month, label_keys)
 
 
-def read(source: FocusFiles, files: list[Path], kind: str, month: Month, label_keys: tuple[str, ...]) -> Collection:
-    """The month's costs in ``files`` (all CSV or all Parquet: ``kind``), checked."""
+def read(source: FocusFiles, files: list[Path], kind: str, month: Month, label_keys: tuple[str, ...],
+         under: str | None = None) -> Collection:
+    """The month's costs in ``files`` (all CSV or all Parquet: ``kind``), checked; ``under`` names
+    where they are in messages (default: the source's path)."""
+    under = under or str(source.path)
     spill = tempfile.mkdtemp(prefix="billing-duckdb-")
     try:
         connection = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": spill,
                                             "preserve_insertion_order": True})
         with connection:
+            connection.execute("SET TimeZone = 'UTC'")  # a Parquet timestamp's month is its month in UTC
             columns, versions = file_versions(connection, source, files, kind)
             try:
                 _load(connection, files, kind, columns, label_keys)
             except duckdb.Error as exc:
-                raise _read_error(source, exc) from None
+                raise _read_error(source, exc, under) from None
             _check(source, month, files, kind, columns, connection)
             tags = "".join(f", tag_{i}" for i in range(len(label_keys)))
             groups = connection.execute(f"""
@@ -390,7 +430,7 @@ def read(source: FocusFiles, files: list[Path], kind: str, month: Month, label_k
         shutil.rmtree(spill, ignore_errors=True)
     if not totals:
         raise DataError(f"source {source.id!r}: no rows with a BillingPeriodStart in {month} in {len(files)} FOCUS "
-                        f"file(s) under {source.path}")
+                        f"file(s) under {under}")
     rows = []
     for provider, account, sub_account, service, category, charge_class, currency, amount, *values in groups:
         labels = tuple(sorted((k, v) for k, v in zip(label_keys, values) if v is not None))

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ..records import provider_slug
 from .fields import Id, Percent, Values, _Model
 
 
@@ -56,11 +57,13 @@ class Match(_Model):
     @field_validator("provider")
     @classmethod
     def _provider_names(cls, value: list[str | None]) -> list[str | None]:
+        """A provider's own name in lower case (``microsoft``, ``amazon-web-services``) is the short
+        name cost rows carry (``azure``, ``aws``): ``records.provider_slug``."""
         for name in value:
             if name is None or not re.fullmatch(PROVIDER, name):
                 raise ValueError(f"{name!r} is not a provider name: gcp, aws, azure, oci, or another provider's "
                                  "name in lower case with hyphens (as FOCUS's ProviderName, e.g. 'Oracle' -> oci)")
-        return value
+        return [provider_slug(name) for name in value]
 
     @property
     def providers(self) -> frozenset[str] | None:
