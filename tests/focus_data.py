@@ -16,20 +16,73 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-# Every column of FOCUS 1.2, in the order written, plus an Azure custom column.
-COLUMNS = (
-    "AvailabilityZone", "BilledCost", "BillingAccountId", "BillingAccountName", "BillingAccountType",
-    "BillingCurrency", "BillingPeriodEnd", "BillingPeriodStart", "CapacityReservationId", "CapacityReservationStatus",
-    "ChargeCategory", "ChargeClass", "ChargeDescription", "ChargeFrequency", "ChargePeriodEnd", "ChargePeriodStart",
-    "CommitmentDiscountCategory", "CommitmentDiscountId", "CommitmentDiscountName", "CommitmentDiscountQuantity",
-    "CommitmentDiscountStatus", "CommitmentDiscountType", "CommitmentDiscountUnit", "ConsumedQuantity", "ConsumedUnit",
-    "ContractedCost", "ContractedUnitPrice", "EffectiveCost", "InvoiceId", "InvoiceIssuerName",
-    "ListCost", "ListUnitPrice", "PricingCategory", "PricingCurrency", "PricingCurrencyContractedUnitPrice",
-    "PricingCurrencyEffectiveCost", "PricingCurrencyListUnitPrice", "PricingQuantity", "PricingUnit", "ProviderName",
-    "PublisherName", "RegionId", "RegionName", "ResourceId", "ResourceName", "ResourceType", "ServiceCategory",
-    "ServiceName", "ServiceSubcategory", "SkuId", "SkuMeter", "SkuPriceDetails", "SkuPriceId",
-    "SubAccountId", "SubAccountName", "SubAccountType", "Tags", "x_ResourceGroupName",
-)
+# FOCUS 1.2: column -> (feature level, data type, allows nulls). The 57 columns of the 1.2 column
+# history (1.2 added BillingAccountType, InvoiceId, PricingCurrency, the three PricingCurrency*
+# columns and SubAccountType). ServiceProviderName and HostProviderName are FOCUS 1.3 columns.
+MANDATORY, RECOMMENDED, CONDITIONAL = "Mandatory", "Recommended", "Conditional"
+STRING, DECIMAL, DATETIME, JSON = "String", "Decimal", "Date/Time", "JSON"
+SPEC = {
+    "AvailabilityZone": (RECOMMENDED, STRING, True),
+    "BilledCost": (MANDATORY, DECIMAL, False),
+    "BillingAccountId": (MANDATORY, STRING, False),
+    "BillingAccountName": (MANDATORY, STRING, True),
+    "BillingAccountType": (CONDITIONAL, STRING, True),
+    "BillingCurrency": (MANDATORY, STRING, False),
+    "BillingPeriodEnd": (MANDATORY, DATETIME, False),
+    "BillingPeriodStart": (MANDATORY, DATETIME, False),
+    "CapacityReservationId": (CONDITIONAL, STRING, True),
+    "CapacityReservationStatus": (CONDITIONAL, STRING, True),
+    "ChargeCategory": (MANDATORY, STRING, False),
+    "ChargeClass": (MANDATORY, STRING, True),
+    "ChargeDescription": (MANDATORY, STRING, True),
+    "ChargeFrequency": (RECOMMENDED, STRING, False),
+    "ChargePeriodEnd": (MANDATORY, DATETIME, False),
+    "ChargePeriodStart": (MANDATORY, DATETIME, False),
+    "CommitmentDiscountCategory": (CONDITIONAL, STRING, True),
+    "CommitmentDiscountId": (CONDITIONAL, STRING, True),
+    "CommitmentDiscountName": (CONDITIONAL, STRING, True),
+    "CommitmentDiscountQuantity": (CONDITIONAL, DECIMAL, True),
+    "CommitmentDiscountStatus": (CONDITIONAL, STRING, True),
+    "CommitmentDiscountType": (CONDITIONAL, STRING, True),
+    "CommitmentDiscountUnit": (CONDITIONAL, STRING, True),
+    "ConsumedQuantity": (CONDITIONAL, DECIMAL, True),
+    "ConsumedUnit": (CONDITIONAL, STRING, True),
+    "ContractedCost": (MANDATORY, DECIMAL, False),
+    "ContractedUnitPrice": (CONDITIONAL, DECIMAL, True),
+    "EffectiveCost": (MANDATORY, DECIMAL, False),
+    "InvoiceId": (RECOMMENDED, STRING, True),
+    "InvoiceIssuerName": (MANDATORY, STRING, False),
+    "ListCost": (MANDATORY, DECIMAL, False),
+    "ListUnitPrice": (CONDITIONAL, DECIMAL, True),
+    "PricingCategory": (CONDITIONAL, STRING, True),
+    "PricingCurrency": (CONDITIONAL, STRING, True),
+    "PricingCurrencyContractedUnitPrice": (CONDITIONAL, DECIMAL, True),
+    "PricingCurrencyEffectiveCost": (CONDITIONAL, DECIMAL, True),
+    "PricingCurrencyListUnitPrice": (CONDITIONAL, DECIMAL, True),
+    "PricingQuantity": (MANDATORY, DECIMAL, True),
+    "PricingUnit": (MANDATORY, STRING, True),
+    "ProviderName": (MANDATORY, STRING, False),
+    "PublisherName": (MANDATORY, STRING, False),
+    "RegionId": (CONDITIONAL, STRING, True),
+    "RegionName": (CONDITIONAL, STRING, True),
+    "ResourceId": (CONDITIONAL, STRING, True),
+    "ResourceName": (CONDITIONAL, STRING, True),
+    "ResourceType": (CONDITIONAL, STRING, True),
+    "ServiceCategory": (MANDATORY, STRING, False),
+    "ServiceName": (MANDATORY, STRING, False),
+    "ServiceSubcategory": (MANDATORY, STRING, False),
+    "SkuId": (CONDITIONAL, STRING, True),
+    "SkuMeter": (CONDITIONAL, STRING, True),
+    "SkuPriceDetails": (CONDITIONAL, JSON, True),
+    "SkuPriceId": (CONDITIONAL, STRING, True),
+    "SubAccountId": (CONDITIONAL, STRING, True),
+    "SubAccountName": (CONDITIONAL, STRING, True),
+    "SubAccountType": (CONDITIONAL, STRING, True),
+    "Tags": (CONDITIONAL, JSON, True),
+}
+
+# Every column of FOCUS 1.2, in the specification's order, then an Azure custom column.
+COLUMNS = (*SPEC, "x_ResourceGroupName")
 ACCOUNT = "/providers/Microsoft.Billing/billingAccounts/7654321"
 EURO_ACCOUNT = "/providers/Microsoft.Billing/billingAccounts/9988776"
 HUBS = "/subscriptions/0b5f2c1e-0000-4000-8000-00000000a001"

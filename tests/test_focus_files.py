@@ -360,3 +360,10 @@ def test_rules_on_a_provider_a_source_cannot_hold_are_reported(tmp_path):
 def test_amounts_are_read_exactly_in_every_plain_form(tmp_path, written, read):
     path = focus_data.write_csv(tmp_path / "a.csv", [{**row("2024-09", "0"), "BilledCost": written}])
     assert collect(path).totals[0].total == Decimal(read)
+
+
+def test_the_demos_azure_export_has_the_columns_of_focus_1_2():
+    """demo/generate.py (standard library only) keeps its own copy of the column list."""
+    demo = Path(__file__).resolve().parents[1] / "demo" / "data" / "azure"
+    for path in sorted(demo.glob("*.csv")):
+        assert focus_files.csv_header(path) == list(focus_data.COLUMNS), path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+from pathlib import Path
 from typing import NamedTuple
 
 from ..records import CostRow, SourceTotal
@@ -32,3 +34,15 @@ class Collection(NamedTuple):
     provisional: bool = False
     paid_requests: int = 0
     bytes_scanned: int = 0
+
+
+def files_at(path: Path, suffixes: tuple[str, ...], fold_case: bool = False) -> list[Path]:
+    """The files whose names end in one of ``suffixes`` (in any case, with ``fold_case``) at
+    ``path``: a folder (at any depth), a file or a glob; sorted."""
+    if path.is_dir():
+        found = [p for p in path.rglob("*") if p.is_file()]
+    elif path.is_file():
+        found = [path]
+    else:
+        found = [Path(p) for p in glob.glob(str(path), recursive=True)]
+    return sorted(p for p in found if (p.name.lower() if fold_case else p.name).endswith(suffixes))

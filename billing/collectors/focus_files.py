@@ -36,7 +36,6 @@ provider's export, the reconciliation with the provider's own invoice is the che
 from __future__ import annotations
 
 import csv
-import glob
 import gzip
 import re
 import shutil
@@ -50,18 +49,16 @@ import duckdb
 from ..config import FocusFiles
 from ..errors import DataError, SourceError
 from ..records import ADJUSTMENT, CREDIT, OTHER, PROVIDER_ALIASES, TAX, USAGE, CostRow, Month, SourceTotal
-from .base import Collection
+from .base import Collection, files_at
 from .gcp_file_checks import sql_files, sql_text
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet",)
-VERSIONS = ("1.0", "1.1", "1.2")
 # The columns this collector reads, by FOCUS version; each file must have them. (SubAccountId
 # and Tags are conditional in FOCUS: a file without them has no sub accounts or tags.)
 REQUIRED = {version: ("BilledCost", "BillingAccountId", "BillingCurrency", "BillingPeriodStart", "ChargeCategory",
                       "ChargeClass", "ServiceName", "ProviderName") for version in ("1.0", "1.1")}
 REQUIRED["1.2"] = tuple(c for c in REQUIRED["1.0"] if c != "ProviderName")  # or ServiceProviderName
-OPTIONAL = ("SubAccountId", "Tags")
 # Columns that only later versions define: how a file's version is told when the config gives none.
 # (ServiceProviderName and HostProviderName come after 1.2 in FOCUS's changelog; a file with them
 # is read as the latest version known here.)
@@ -94,13 +91,7 @@ _PLAIN_NUMBER = r"^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
 def focus_files(source: FocusFiles) -> tuple[list[Path], str]:
     """The FOCUS files of ``source`` (a folder, a file or a glob) and their format."""
     path = source.path
-    if path.is_dir():
-        files = [p for p in path.rglob("*") if p.is_file()]
-    elif path.is_file():
-        files = [path]
-    else:
-        files = [Path(p) for p in glob.glob(str(path), recursive=True)]
-    files = sorted(p for p in files if p.name.lower().endswith(CSV_SUFFIXES + PARQUET_SUFFIXES))
+    files = files_at(path, CSV_SUFFIXES + PARQUET_SUFFIXES, fold_case=True)
     if not files:
         raise SourceError(f"source {source.id!r}: no FOCUS files at {path} "
                           f"(looked for {', '.join('*' + s for s in CSV_SUFFIXES + PARQUET_SUFFIXES)})")

@@ -31,7 +31,6 @@ NDJSON files are also read as plain lines, by a second, cheaper statement that o
 
 from __future__ import annotations
 
-import glob
 import re
 import shutil
 import tempfile
@@ -45,7 +44,7 @@ from ..errors import DataError, SourceError
 from ..records import Month
 from . import gcp_file_checks as checks
 from . import gcp_sql
-from .base import Collection
+from .base import Collection, files_at
 
 NDJSON_SUFFIXES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")
 PARQUET_SUFFIXES = (".parquet",)
@@ -117,13 +116,7 @@ UNIT_SEPARATOR = "\x1f"
 def export_files(source: GcpExportFiles) -> tuple[list[Path], str]:
     """The export files of ``source`` (a folder, a file or a glob) and their format."""
     path = source.path
-    if path.is_dir():
-        files = [p for p in path.rglob("*") if p.is_file()]
-    elif path.is_file():
-        files = [path]
-    else:
-        files = [Path(p) for p in glob.glob(str(path), recursive=True)]
-    files = sorted(p for p in files if p.name.endswith(NDJSON_SUFFIXES + PARQUET_SUFFIXES))
+    files = files_at(path, NDJSON_SUFFIXES + PARQUET_SUFFIXES)
     if not files:
         raise SourceError(
             f"source {source.id!r}: no export files at {path} "
