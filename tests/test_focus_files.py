@@ -367,3 +367,17 @@ def test_the_demos_azure_export_has_the_columns_of_focus_1_2():
     demo = Path(__file__).resolve().parents[1] / "demo" / "data" / "azure"
     for path in sorted(demo.glob("*.csv")):
         assert focus_files.csv_header(path) == list(focus_data.COLUMNS), path
+
+
+def test_a_run_on_a_focus_file_with_broken_tags_says_so_in_one_line_and_writes_nothing(tmp_path):
+    (tmp_path / "azure").mkdir()
+    rows = month_rows()
+    rows[2] = {**rows[2], "Tags": '{"hub": "lab"'}
+    focus_data.write_csv(tmp_path / "azure" / "focus.csv", rows)
+    (tmp_path / "billing.yaml").write_text(CLI_CONFIG)
+    result = CliRunner().invoke(main, ["run", "--month", "2024-09", "--config", str(tmp_path / "billing.yaml"),
+                                       "--today", "2024-11-01"])
+    assert result.exit_code == 1
+    assert said(result) == (f"Error: source 'azure': {tmp_path / 'azure' / 'focus.csv'}, row 3 after the header: Tags "
+                            "is not a JSON object; 1 row(s) of 2024-09 cannot be billed\n")
+    assert not (tmp_path / "out" / "2024-09").exists()
