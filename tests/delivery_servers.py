@@ -122,6 +122,19 @@ def enforce_aws_auth(moto_url: str, enforced: bool) -> None:
         assert response.status == 200
 
 
+def powerless_credentials(moto_url: str, monkeypatch) -> None:
+    """Put the keys of a new IAM user with no permission at all in the environment, and make moto
+    check every request's (``enforce_aws_auth``; the caller turns it off again)."""
+    import boto3
+
+    iam = boto3.client("iam", endpoint_url=moto_url, region_name="us-east-1")
+    iam.create_user(UserName="reader")
+    key = iam.create_access_key(UserName="reader")["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    enforce_aws_auth(moto_url, True)
+
+
 class Certificates(NamedTuple):
     """A test certificate authority (``authority``, to trust) and a server certificate it signed
     for localhost and 127.0.0.1 (``certificate``, ``key``), as PEM files."""

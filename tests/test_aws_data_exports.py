@@ -24,7 +24,7 @@ from billing.render.csv_files import read_csv
 import focus_data
 from aws_server import MotoServer
 from conftest import said
-from delivery_servers import enforce_aws_auth
+from delivery_servers import enforce_aws_auth, powerless_credentials
 
 MARCH = Month(2024, 3)
 PAYER, HUBS, STAFF = "111111111111", "222222222222", "333333333333"
@@ -442,12 +442,7 @@ def test_a_bucket_that_does_not_exist_is_one_line(moto, s3):
 def test_access_denied_and_refused_credentials_are_one_line_each(tmp_path, moto, s3, monkeypatch):
     export(tmp_path / "local", [line()])
     upload(s3, tmp_path / "local", "cur2/")
-    iam = boto3.client("iam", endpoint_url=moto.url, region_name="us-east-1")
-    iam.create_user(UserName="reader")
-    key = iam.create_access_key(UserName="reader")["AccessKey"]  # a user with no permission at all
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
-    enforce_aws_auth(moto.url, True)
+    powerless_credentials(moto.url, monkeypatch)
     try:
         denied = refused(s3_source(moto), error=SourceError)
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG0")

@@ -28,7 +28,7 @@ from billing.records import Month
 from aws_server import MotoServer
 from conftest import ROOT
 from delivery_servers import (Certificates, GcsDenying, GcsEmulator, SmtpServer, WebhookServer, closed_port,
-                              enforce_aws_auth)
+                              enforce_aws_auth, powerless_credentials)
 
 SEPTEMBER = Month(2022, 9)
 SUMMARY = "2 invoices ready: 6,517.60 USD; 2 billing accounts reconcile to the cent"
@@ -308,12 +308,7 @@ def test_a_bucket_that_does_not_exist_is_one_line_naming_it(clouds, folder):
 
 def test_s3_access_denied_by_iam_is_one_line(clouds, moto, folder, monkeypatch):
     s3_bucket()
-    iam = boto3.client("iam")
-    iam.create_user(UserName="reader")
-    key = iam.create_access_key(UserName="reader")["AccessKey"]  # a user with no permission at all
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
-    enforce_aws_auth(moto.url, True)
+    powerless_credentials(moto.url, monkeypatch)
     try:
         with pytest.raises(DeliveryError) as denied:
             deliver(settings(["s3://acme-billing/invoices"]), folder, SEPTEMBER, SUMMARY)
