@@ -732,3 +732,12 @@ def test_a_run_and_a_finalize_deliver_under_the_months_lock_and_billing_deliver_
     assert seen == ["held", "held"] and len(webhook.posts) == 2
     assert CliRunner().invoke(main, ["deliver", "--month", "2022-09", "--again", "--config", str(config)]).exit_code == 0
     assert seen == ["held", "held", "held"] and len(webhook.posts) == 3
+
+
+def test_each_kind_of_month_file_is_stored_with_its_content_type():
+    from billing.delivery.manifest import content_type
+
+    assert [content_type(name) for name in ("focus-2022-09.parquet", "billing-2022-09.xlsx", "index.html",
+                                            "cost-detail.csv", "other.bin")] == [
+        "application/vnd.apache.parquet", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "text/html; charset=utf-8", "text/csv; charset=utf-8", "application/octet-stream"]

@@ -30,6 +30,7 @@ CONTENT_TYPES = {
     ".txt": "text/plain; charset=utf-8",
     ".md": "text/markdown; charset=utf-8",
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".parquet": "application/vnd.apache.parquet",  # registered with IANA in 2024
     ".xml": "application/xml",
     ".zip": "application/zip",
 }
