@@ -79,7 +79,7 @@ def describe(match: Match) -> str:
     """A phrase a finance reader understands: what costs a rule covers."""
     providers = sorted(match.providers) if match.providers is not None else []
     what = " or ".join("AWS" if p == "aws" else provider_name(p) for p in providers) or "Cloud"
-    noun, label = match.nouns
+    noun = match.nouns[0]
     where = match.accounts
     named = [w for w in where or [] if w is not None]
     text = f"{what} {noun} {_values(named)}" if named else f"{what} costs"

@@ -381,3 +381,11 @@ def test_a_run_on_a_focus_file_with_broken_tags_says_so_in_one_line_and_writes_n
     assert said(result) == (f"Error: source 'azure': {tmp_path / 'azure' / 'focus.csv'}, row 3 after the header: Tags "
                             "is not a JSON object; 1 row(s) of 2024-09 cannot be billed\n")
     assert not (tmp_path / "out" / "2024-09").exists()
+
+
+def test_two_spellings_of_one_provider_are_one_provider_with_one_total(tmp_path):
+    rows = [{**row("2024-09", "1.25"), "ProviderName": "Microsoft"},
+            {**row("2024-09", "2.50"), "ProviderName": "Microsoft Azure"}]
+    collection = collect(focus_data.write_csv(tmp_path / "a.csv", rows))
+    assert [(r.provider, r.cost) for r in collection.rows] == [("azure", Decimal("3.75"))]
+    assert [(t.provider, t.total) for t in collection.totals] == [("azure", Decimal("3.75"))]

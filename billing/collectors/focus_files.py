@@ -48,7 +48,7 @@ import duckdb
 
 from ..config import FocusFiles
 from ..errors import DataError, SourceError
-from ..records import ADJUSTMENT, CREDIT, OTHER, PROVIDER_ALIASES, TAX, USAGE, CostRow, Month, SourceTotal
+from ..records import ADJUSTMENT, CREDIT, OTHER, TAX, USAGE, CostRow, Month, SourceTotal, provider_slug
 from .base import Collection, files_at
 from .gcp_file_checks import sql_files, sql_text
 
@@ -216,13 +216,6 @@ def _decimal_places(text: str) -> str:
             f"ELSE length(rtrim({mantissa}.whole, '0')) - length({mantissa}.whole) END - {exponent})")
 
 
-def _short_provider() -> str:
-    """SQL over ``provider_name``: the short name a cost row carries."""
-    known = "MAP {" + ", ".join(f"{sql_text(k)}: {sql_text(v)}" for k, v in PROVIDER_ALIASES.items()) + "}"
-    slug = "trim(regexp_replace(lower(provider_name), '[^a-z0-9]+', '-', 'g'), '-')"
-    return f"coalesce(element_at({known}, {slug})[1], {slug})"
-
-
 def _rows(files: list[Path], kind: str, columns: Columns, label_keys: tuple[str, ...]) -> str:
     """SQL: per row its file index, row number (Parquet), problem (``PROBLEMS``; NULL when it can
     be billed), invoice month, group columns, tag values asked for (``tag_0``...), amount and the
@@ -256,7 +249,7 @@ def _rows(files: list[Path], kind: str, columns: Columns, label_keys: tuple[str,
              f"{_provider_column(columns.any)} AS provider_name, coalesce({text['SubAccountId']}, '') AS sub_account, "
              f"coalesce({text['ServiceName']}, '') AS service, {text['Tags']} AS tags "
              f"FROM {_reader(files, kind)}")
-    return (f"SELECT *, {problem} AS problem, {_short_provider()} AS provider{tag_values} "
+    return (f"SELECT *, {problem} AS problem, provider_name AS provider{tag_values} "
             f"FROM (SELECT * EXCLUDE (period_ok, written_month), CASE WHEN period_ok THEN written_month END AS period "
             f"FROM ({typed}))")
 
@@ -330,16 +323,18 @@ def _check(source: FocusFiles, month: Month, files: list[Path], kind: str, colum
         where = _bad_row(connection, source, files[file - 1], kind, month, problem, first_line)
         raise DataError(f"source {source.id!r}: {files[file - 1]}, {where}: {PROBLEMS[problem]}; {total} row(s) of "
                         f"{month} cannot be billed")
-    currencies = connection.execute(f"""
-        SELECT provider, account, list(DISTINCT currency ORDER BY currency), list(DISTINCT file ORDER BY file)
-        FROM {GROUPS} WHERE per_group AND problem IS NULL AND period = ?
-        GROUP BY provider, account HAVING count(DISTINCT currency) > 1 ORDER BY provider, account""",
-                                    [str(month)]).fetchall()
-    if currencies:
-        provider, account, codes, in_files = currencies[0]
-        raise DataError(f"source {source.id!r}: billing account {account} ({provider}) bills {month} in "
-                        f"{' and '.join(codes)} (BillingCurrency, in {', '.join(str(files[f - 1]) for f in in_files)}); "
-                        "an account bills in one currency: give each its own source or check the export")
+    billed: dict[tuple[str, str], dict[str, set[int]]] = {}  # (provider, account): currency -> files
+    for provider, account, currency, file in connection.execute(f"""
+            SELECT DISTINCT provider, account, currency, file FROM {GROUPS}
+            WHERE per_group AND problem IS NULL AND period = ?""", [str(month)]).fetchall():
+        billed.setdefault((provider_slug(provider), account), {}).setdefault(currency, set()).add(file)
+    for (provider, account), by_currency in sorted(billed.items()):
+        if len(by_currency) > 1:
+            in_files = sorted(set().union(*by_currency.values()))
+            raise DataError(f"source {source.id!r}: billing account {account} ({provider}) bills {month} in "
+                            f"{' and '.join(sorted(by_currency))} (BillingCurrency, in "
+                            f"{', '.join(str(files[f - 1]) for f in in_files)}); an account bills in one currency: "
+                            "give each its own source or check the export")
     shared = connection.execute(f"SELECT count(*) FROM {GROUPS} WHERE NOT per_group").fetchone()[0]
     if shared:
         _refuse_row_twice(source, files, kind, columns, connection)
@@ -423,7 +418,8 @@ def read(source: FocusFiles, files: list[Path], kind: str, month: Month, label_k
         raise DataError(f"source {source.id!r}: no rows with a BillingPeriodStart in {month} in {len(files)} FOCUS "
                         f"file(s) under {under}")
     rows = []
-    for provider, account, sub_account, service, category, charge_class, currency, amount, *values in groups:
+    for name, account, sub_account, service, category, charge_class, currency, amount, *values in groups:
+        provider = provider_slug(name)
         labels = tuple(sorted((k, v) for k, v in zip(label_keys, values) if v is not None))
         charge = _charge(category, charge_class)
         cost, credits = (Decimal(0), ((CREDIT_TYPE, amount),)) if charge == CREDIT else (amount, ())
@@ -432,16 +428,26 @@ def read(source: FocusFiles, files: list[Path], kind: str, month: Month, label_k
     told = sorted(set(versions.values()))
     return Collection(
         rows=_merged(rows),
-        totals=tuple(SourceTotal(p, a, str(month), c, t) for p, a, c, t in totals),
+        totals=_totals(totals, month),
         label_keys=frozenset(carried),
         notes=(f"read {len(files)} FOCUS {'/'.join(told)} {kind.upper()} file(s)"
                + ("" if source.version else " (version told from the columns)"),),
     )
 
 
+def _totals(found: list[tuple], month: Month) -> tuple[SourceTotal, ...]:
+    """The source's total per provider (by its short name: a file may write "AWS" on some rows and
+    "Amazon Web Services" on others), billing account and currency."""
+    summed: dict[tuple[str, str, str], Decimal] = {}
+    for name, account, currency, total in found:
+        key = (provider_slug(name), account, currency)
+        summed[key] = summed.get(key, Decimal(0)) + total
+    return tuple(SourceTotal(p, a, str(month), c, t) for (p, a, c), t in sorted(summed.items()))
+
+
 def _merged(rows: list[CostRow]) -> tuple[CostRow, ...]:
-    """Rows that differ only in what the grouping kept apart (a correction's class, within one
-    charge type) added together, sorted."""
+    """Rows that differ only in what the grouping kept apart (a correction's class within one
+    charge type, two spellings of one provider) added together, sorted."""
     merged: dict[tuple, CostRow] = {}
     for row in rows:
         key = row._replace(cost=Decimal(0), credits=())

@@ -72,7 +72,7 @@ class Match(_Model):
             return frozenset({"gcp"})
         if self.aws_account is not None or self.aws_tag is not None:
             return frozenset({"aws"})
-        return frozenset(p for p in self.provider if p) if self.provider is not None else None
+        return frozenset(self.provider) if self.provider is not None else None
 
     @property
     def accounts(self) -> list[str | None] | None:
