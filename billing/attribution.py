@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Callable, Iterable, NamedTuple, Sequence
 
 from .config import Match, Rule
-from .records import PROVIDER_ROUNDING, ROUNDING, UNATTRIBUTED, Attributed, Bucket, CostRow, provider_name
+from .records import PROVIDER_ROUNDING, ROUNDING, UNATTRIBUTED, Attributed, Bucket, CostRow, provider_name, sub_account_noun
 
 
 class _Compiled(NamedTuple):
@@ -79,7 +79,7 @@ def describe(match: Match) -> str:
     """A phrase a finance reader understands: what costs a rule covers."""
     providers = sorted(match.providers) if match.providers is not None else []
     what = " or ".join("AWS" if p == "aws" else provider_name(p) for p in providers) or "Cloud"
-    noun = match.nouns[0]
+    noun = sub_account_noun(providers[0]) if len(providers) == 1 else "sub account"
     where = match.accounts
     named = [w for w in where or [] if w is not None]
     text = f"{what} {noun} {_values(named)}" if named else f"{what} costs"

@@ -29,7 +29,7 @@ from .attribution import bucket_of, describe
 from .config import Config, Rule, source_providers
 from .errors import UsageError
 from .money import ZERO, format_amount, quantize
-from .records import Attributed, Bucket, Figure, Month, provider_name
+from .records import Attributed, Bucket, Figure, Month, provider_name, sub_account_noun
 
 KINDS = ("unattributed", "rule-unmatched", "cost-zero", "cost-change")
 CENT = Decimal("0.01")  # a rule that matched less than this last month is not missed
@@ -155,8 +155,7 @@ def _largest_unattributed(attributed: Sequence[Attributed], currency: str) -> st
         if item.bucket.kind == "unattributed" and item.row.currency == currency:
             groups[(item.row.provider, item.row.project_or_account)] += abs(item.row.cost) or abs(item.row.net)
     ranked = sorted(groups.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:3]
-    noun = {"gcp": "project", "aws": "account", "azure": "subscription"}
-    return ", ".join(f"{provider_name(p)} {noun.get(p, 'sub account')} {where or '(none)'} {format_amount(a, currency)} "
+    return ", ".join(f"{provider_name(p)} {sub_account_noun(p)} {where or '(none)'} {format_amount(a, currency)} "
                      f"{currency}"
                      for (p, where), a in ranked)
 

@@ -37,6 +37,15 @@ def provider_slug(name: str) -> str:
     return PROVIDER_ALIASES.get(slug, slug)
 
 
+# What a provider calls a project or account of its billing account (FOCUS's SubAccountId).
+SUB_ACCOUNT_NOUNS = {"gcp": "project", "aws": "account", "azure": "subscription"}
+
+
+def sub_account_noun(provider: str) -> str:
+    """``"gcp"`` -> ``"project"``; ``"sub account"`` for a provider without a word of its own."""
+    return SUB_ACCOUNT_NOUNS.get(provider, "sub account")
+
+
 def provider_name(provider: str) -> str:
     """What a finance reader calls ``provider``: ``"aws"`` -> ``"Amazon Web Services"``."""
     return PROVIDER_NAMES.get(provider, provider or "Unknown provider")

@@ -88,16 +88,6 @@ class Match(_Model):
         """The label or tag conditions, by key."""
         return self.gcp_label or self.aws_tag or self.tag or {}
 
-    @property
-    def nouns(self) -> tuple[str, str]:
-        """What this match calls an account and a label, for messages: ``("project", "label")``."""
-        providers = self.providers or frozenset()
-        if providers == {"gcp"}:
-            return "project", "label"
-        if providers == {"aws"}:
-            return "account", "tag"
-        return "sub account", "tag"
-
     @model_validator(mode="after")
     def _one_provider(self) -> Match:
         gcp = self.gcp_project is not None or self.gcp_label is not None

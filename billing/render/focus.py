@@ -70,7 +70,7 @@ from ..config import Config
 from ..errors import OutputError
 from ..money import ZERO, round_to_total
 from ..records import (ADJUSTMENT, CREDIT, OTHER, REFUND, ROUNDING, TAX, USAGE, Attributed, CostRow, Invoice,
-                       Month, provider_name)
+                       Month, provider_name, sub_account_noun)
 from . import csv_files
 
 if TYPE_CHECKING:
@@ -110,9 +110,8 @@ CHARGE_CATEGORIES = {USAGE: "Usage", TAX: "Tax", CREDIT: "Credit", REFUND: "Cred
 # provider charges (support fees, recurring reservation fees, purchases) recur whether used or not.
 CHARGE_FREQUENCIES = {USAGE: "Usage-Based", TAX: "Usage-Based", CREDIT: "Usage-Based", REFUND: "One-Time",
                       ADJUSTMENT: "One-Time", ROUNDING: "One-Time", OTHER: "Recurring"}
-ACCOUNT_TYPES = {"gcp": "Cloud Billing account", "aws": "Payer account"}
-SUB_ACCOUNT_TYPES = {"gcp": "Project", "aws": "Linked account"}
-SUB_ACCOUNT_WORDS = {"gcp": "project", "aws": "account"}
+ACCOUNT_TYPES = {"gcp": "Cloud Billing account", "aws": "Payer account", "azure": "Billing account"}
+SUB_ACCOUNT_TYPES = {"gcp": "Project", "aws": "Linked account", "azure": "Subscription"}
 OTHER_SERVICE = ("Other", "Other (Other)")
 # ServiceCategory and ServiceSubcategory (FOCUS allowed values) of the services the sources name.
 SERVICE_CATEGORIES = {
@@ -153,6 +152,10 @@ SERVICE_CATEGORIES = {
     "Amazon Relational Database Service": ("Databases", "Relational"),
     "AWS Key Management Service": ("Security", "Credentials"),
     "Support fee": ("Management and Governance", "Support"),
+    "Virtual Machines": ("Compute", "Virtual Machines"),
+    "Azure Kubernetes Service": ("Compute", "Containers"),
+    "Storage": ("Storage", "Other (Storage)"),
+    "Bandwidth": ("Networking", "Data Transfer"),
 }
 
 
@@ -243,7 +246,7 @@ def _charge_rows(item: Attributed, numbers: Mapping[str, str]) -> Iterable[tuple
     if row.charge_type not in (USAGE, OTHER):
         what += f" {row.charge_type}"
     if row.project_or_account:
-        what += f", {SUB_ACCOUNT_WORDS.get(row.provider, 'sub account')} {row.project_or_account}"
+        what += f", {sub_account_noun(row.provider)} {row.project_or_account}"
     base = _base(row.provider, row.billing_account, row.invoice_month, row.currency, row.service,
                  row.project_or_account)
     base.update({"ChargeFrequency": CHARGE_FREQUENCIES.get(row.charge_type, "Usage-Based"),
