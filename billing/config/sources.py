@@ -107,7 +107,8 @@ class FocusFiles(_Model):
     Parquet, a folder, a file or a glob.
 
     ``version`` is the FOCUS version the files follow; left out, it is told from their columns
-    (``ServiceProviderName``: 1.2; ``ServiceSubcategory``, ``SkuMeter`` or ``CapacityReservationId``:
+    (``InvoiceId``, ``PricingCurrency``, ``BillingAccountType``, ``SubAccountType``, or the later
+    ``ServiceProviderName``: 1.2; ``ServiceSubcategory``, ``SkuMeter`` or ``CapacityReservationId``:
     1.1; else 1.0). Rows whose ``BillingPeriodStart`` falls in the month are billed.
     """
 
