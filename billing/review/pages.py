@@ -243,7 +243,7 @@ def _files(data: api.MonthData, names: Mapping[str, str]) -> list[dict]:
             group, what = "Workbook", "every table in one Excel workbook"
         elif name.startswith("focus-") and name.endswith((".csv", ".parquet")):
             group, what = "FinOps (FOCUS 1.2)", ("the cost detail in FOCUS columns, shares as their own rows, "
-                                                 f"for FinOps tools ({name.rsplit('.', 1)[1].capitalize()})")
+                                                 f"for FinOps tools ({'CSV' if name.endswith('.csv') else 'Parquet'})")
         else:
             group, what = known.get(name, ("Other files", ""))
         grouped[group].append({"name": name, "what": what, "size": (data.folder / name).stat().st_size,
