@@ -133,7 +133,8 @@ def main() -> None:
             measured[part] = repeat(args.repeat, lambda: measure(
                 [sys.executable, str(HERE), "--child", part, str(folder), kind]))
         floor = min(x.seconds for x in measured["bare"])
-        print(f"\n{'Parquet' if kind == 'parquet' else 'gzip’d NDJSON'}:")
+        label = "Parquet" if kind == "parquet" else "gzip'd NDJSON"
+        print(f"\n{label}:")
         print(table(["part", "wall", "against bare", "CPU", "peak"],
                     [[PARTS[part][0], seconds(runs), f"{min(x.seconds for x in runs) / floor:.2f}x", cpu(runs),
                       peak(runs)] for part, runs in measured.items()]))
