@@ -134,6 +134,15 @@ EXPECTED = [
 ]
 
 
+@pytest.fixture(scope="module")
+def moto():
+    """An S3 and Cost Explorer stand-in (moto in server mode on 127.0.0.1), one per test module."""
+    from aws_server import MotoServer  # moto loads only for the modules that use it
+
+    with MotoServer() as server:
+        yield server
+
+
 @pytest.fixture(autouse=True)
 def own_ledger(tmp_path_factory, monkeypatch):
     """Every test records into a ledger of its own, never the repository's ledger.sqlite."""

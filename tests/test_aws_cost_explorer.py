@@ -14,7 +14,7 @@ from billing.config import AwsCostExplorer, AwsCostExplorerFiles
 from billing.errors import Busy, DataError, SourceError, SourceUnavailable
 from billing.records import Month
 
-from aws_server import CostExplorerFront, MotoServer
+from aws_server import CostExplorerFront
 from conftest import ROOT, said
 
 SEPTEMBER = Month(2022, 9)
@@ -27,12 +27,6 @@ def demo_pages(month="2022-09") -> list[dict]:
     folder = DEMO_AWS / month
     return [json.loads(p.read_text()) for query in ("usage", "record-types")
             for p in sorted((folder / query).glob("page-*.json"))]
-
-
-@pytest.fixture(scope="module")
-def moto():
-    with MotoServer() as server:
-        yield server
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from billing.records import Month, SourceTotal
 from billing.render.csv_files import read_csv
 
 import focus_data
-from aws_server import MotoServer
+
 from conftest import said
 from delivery_servers import enforce_aws_auth, powerless_credentials
 
@@ -389,12 +389,6 @@ def test_a_missing_folder_is_a_source_error(tmp_path):
 # --- S3, through moto in server mode on 127.0.0.1 ------------------------------------------------------
 
 BUCKET = "billing-exports"
-
-
-@pytest.fixture(scope="module")
-def moto():
-    with MotoServer() as server:
-        yield server
 
 
 @pytest.fixture

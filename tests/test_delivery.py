@@ -25,7 +25,6 @@ from billing.delivery.s3 import S3Store
 from billing.errors import ConfigError, DeliveryError, UsageError
 from billing.records import Month
 
-from aws_server import MotoServer
 from conftest import ROOT
 from delivery_servers import (Certificates, GcsDenying, GcsEmulator, SmtpServer, WebhookServer, closed_port,
                               enforce_aws_auth, powerless_credentials)
@@ -85,12 +84,6 @@ def expected_manifest(files: dict[str, bytes]) -> dict:
 @pytest.fixture(scope="module")
 def gcs_server():
     with GcsEmulator() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def moto():
-    with MotoServer() as server:
         yield server
 
 
