@@ -8,6 +8,8 @@ own (peak memory from ``wait4``), over the same generated month:
 - **bare**: the floor, as in ``run.py``;
 - **aggregation without identities**: the collect stage's one reading and grouping of the rows
   (every row checked and grouped, the per-file counts), with the row identities left out;
+- **aggregation with identities, no set**: the same statement with each row's identity computed
+  and folded into its group (``bit_xor``), so that the hashing is paid but no set is built;
 - **identities alone**: the columns that identify a row read and hashed, nothing else done;
 - **set alone**: those hashes gathered, to find any found in two files (the exact "no row in two
   files" check, with nothing else in the statement);
@@ -65,6 +67,31 @@ def child_aggregation(folder: Path, kind: str) -> dict:
         return _timed(lambda: gcp_files.load(connection, source, files, kind, keys))
 
 
+class _WithoutSet:
+    """A connection whose ``load`` statement keeps its per-group grouping set only, each group
+    folding its rows' identities together (``bit_xor``) instead of the set of identities."""
+
+    EDITS = (("GROUPING(row_hash) = 1 AS per_group", "true AS per_group"),
+             ("GROUP BY GROUPING SETS ((", "GROUP BY ("), ("), (row_hash))", ")"),
+             ("HAVING GROUPING(row_hash) = 1 OR (row_hash IS NOT NULL AND min(file) <> max(file))", ""))
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def execute(self, sql: str, *args):
+        if "GROUPING SETS" in sql:
+            for old, new in self.EDITS + ((", row_hash,\n", ", bit_xor(row_hash) AS row_hash,\n"),):
+                assert sql.count(old) == 1, f"load's statement changed: {old!r}"
+                sql = sql.replace(old, new)
+        return self.connection.execute(sql, *args)
+
+
+def child_hashed(folder: Path, kind: str) -> dict:
+    gcp_files, source, files, keys = _stage(folder, kind)
+    with gcp_files._Connection(kind) as connection:
+        return _timed(lambda: gcp_files.load(_WithoutSet(connection), source, files, kind, keys))
+
+
 def child_identities(folder: Path, kind: str) -> dict:
     gcp_files, source, files, keys = _stage(folder, kind)
     with gcp_files._Connection(kind) as connection:
@@ -96,6 +123,7 @@ def child_lines(folder: Path, kind: str) -> dict:
 PARTS = {
     "bare": ("bare DuckDB query (the floor)", child_bare),
     "aggregation": ("collect's reading and grouping, without row identities", child_aggregation),
+    "hashed": ("the same, each row's identity computed, no set", child_hashed),
     "identities": ("row identities alone: read and hashed", child_identities),
     "set": ("the set of identities alone (any in two files?)", child_set),
     "load": ("collect's reading as a run does it (identities and set included)", child_load),
