@@ -20,6 +20,7 @@ from .errors import EXIT_DATA, ConfigError, GuardError, UsageError
 from .finalize import finalize_month, void_invoice
 from .money import format_amount, quantize
 from .records import Month
+from .render.pdf import warn_of_slow_font_subsetting
 from .run import check_month, recorded_summary, run_month
 
 
@@ -148,7 +149,8 @@ def check_config(config_path: Path, month: str | None, today: str | None) -> Non
     """Validate a config file: print OK, or every problem with its place in the file.
 
     Also checks that the local files it names (export copies, saved responses, the metrics
-    folder) are there, and reports rules that can never match (exit 2 on any problem). With
+    folder) are there, and reports rules that can never match (exit 2 on any problem); warns
+    when this machine lacks HarfBuzz's font subsetting library (slow rendering). With
     --month, also runs the rules against that month's data and the guards against last month's
     figures in the ledger, writing nothing (exit 1 on a finding).
 
@@ -159,6 +161,7 @@ def check_config(config_path: Path, month: str | None, today: str | None) -> Non
     """
     config = load_config(config_path, check_paths=True)
     never = guards.never_match(config)
+    warn_of_slow_font_subsetting()  # not the config's fault, but what a scheduled job's machine may lack
     if month is None:
         if never:
             raise ConfigError(f"{config_path}: {len(never)} attribution rule(s) can never match", problems=never)

@@ -4,6 +4,7 @@ no worker outliving a killed run, and finalize's PDFs rendered ahead only where 
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import signal
@@ -227,6 +228,52 @@ def test_a_final_pdf_already_in_the_folder_or_elsewhere_is_kept_and_a_changed_on
     assert renders_here() == before and sha256_of(folder / pdf_name(final)) == sha
     with pytest.raises(DataError, match="rendering it again does not give the recorded bytes"):
         write_pdfs(empty, None, [final], {final.number: "0" * 64}, config, jobs=1)
+
+
+@pytest.fixture
+def without_harfbuzz_subset(monkeypatch, caplog):
+    """This machine as one without HarfBuzz's font subsetting library: the file names it is looked
+    for by are swapped for one no machine has (WeasyPrint itself still finds it). The ``billing``
+    loggers are made to reach ``caplog``."""
+    monkeypatch.setattr(pdf, "HARFBUZZ_SUBSET", ("libharfbuzz-subset-not-here.so.0",))
+    monkeypatch.setattr(logging.getLogger("billing"), "propagate", True)
+    caplog.set_level(logging.WARNING, logger="billing")
+    pdf.warn_of_slow_font_subsetting.cache_clear()  # said once per process
+    yield caplog
+    pdf.warn_of_slow_font_subsetting.cache_clear()
+
+
+def warnings_of(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "billing.render" and r.levelno == logging.WARNING]
+
+
+def test_rendering_without_harfbuzz_subsetting_is_said_once_to_be_slow_and_keeping_pdfs_says_nothing(
+        demo, tmp_path, without_harfbuzz_subset):
+    invoices, config = demo
+    write_pdfs(tmp_path, None, invoices[:2], {}, config, jobs=1)
+    (said,) = warnings_of(without_harfbuzz_subset)
+    assert said.startswith("HarfBuzz's font subsetting library (libharfbuzz-subset.so.0; the Debian and Ubuntu "
+                           "package libharfbuzz-subset0) is not installed, so each PDF takes about four times")
+    without_harfbuzz_subset.clear()
+    pdf.warn_of_slow_font_subsetting.cache_clear()
+    final = invoices[0]._replace(number="INV-2022-00001", status="finalized")
+    write_invoice_pdf(tmp_path / pdf_name(final), final, config.community(final.community_id), config)
+    write_pdfs(tmp_path, None, [final], {final.number: sha256_of(tmp_path / pdf_name(final))}, config, jobs=1)
+    assert warnings_of(without_harfbuzz_subset) == []  # nothing rendered: the final PDF is kept
+
+
+def test_check_config_warns_of_a_machine_without_harfbuzz_subsetting_and_still_says_ok(without_harfbuzz_subset):
+    result = CliRunner().invoke(main, ["check-config", "--config", str(CONFIG)])
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"OK: {CONFIG} (")
+    assert "render: warning: HarfBuzz's font subsetting library" in " ".join(result.stderr.split())
+
+
+def test_harfbuzz_subsetting_is_found_by_any_of_the_names_weasyprint_loads_it_by(monkeypatch):
+    monkeypatch.setattr(pdf, "HARFBUZZ_SUBSET", ("libharfbuzz-subset-not-here.so.0", "libc.so.6"))
+    assert pdf.slow_font_subsetting() is None  # a library found by its second name
+    monkeypatch.setattr(pdf, "HARFBUZZ_SUBSET", ("libharfbuzz-subset-not-here.so.0",))
+    assert "is not installed" in pdf.slow_font_subsetting()
 
 
 @pytest.mark.parametrize("args, env, said", [

@@ -189,6 +189,8 @@ class Renderer:
         self._pool: ProcessPoolExecutor | None = None
         self._alive: tuple[Connection, ...] = ()
         self._started = 0
+        if documents:
+            pdf.warn_of_slow_font_subsetting()
         if self.workers > 1:
             try:
                 context = _context()
