@@ -200,7 +200,8 @@ def finalize(month: str, today: str | None, communities: tuple[str, ...], config
 
     Numbers come from the config's invoices.number_pattern and one sequence, never reused and
     without gaps. A finalized invoice never changes; finalizing it again does nothing. Drafts
-    of a provisional run (before the month settled) are refused. Then the month is delivered.
+    of a provisional run (before the month settled), or priced with another version of the
+    config file, are refused. Then the month is delivered.
 
     \b
     Examples:
@@ -225,7 +226,8 @@ def finalize(month: str, today: str | None, communities: tuple[str, ...], config
         closing.append(_deliver(config, parsed, output, recorded_summary(config, parsed, "billing finalize"), (),
                                 no_deliver, "billing finalize"))
 
-    finalize_month(config, parsed, list(communities) or None, output, then=report_and_deliver, jobs=jobs)
+    finalize_month(config, parsed, list(communities) or None, output, then=report_and_deliver, jobs=jobs,
+                   config_sha256=_sha256(config_path))
     logs.summary(closing[0].line(), ok=True, **closing[0].fields())
 
 
@@ -259,19 +261,22 @@ def deliver(month: str, today: str | None, config_path: Path, output: Path | Non
 @main.command(epilog=console.EXIT_CODES)
 @click.argument("number")
 @click.option("--reason", required=True, help="Why it is voided; printed on the credit note.")
+@console.today_option("the credit note's issue date")
 @console.config_option
 @console.output_option
 @console.logging_options
-def void(number: str, reason: str, config_path: Path, output: Path | None) -> None:
+def void(number: str, reason: str, today: str | None, config_path: Path, output: Path | None) -> None:
     """Void a finalized invoice: a credit note with the next number cancels it.
 
-    The invoice's number stays used; the community's invoice for that month can then be drafted
-    (billing run) and finalized again.
+    The credit note is issued today (never before the invoice it cancels). The invoice's number
+    stays used; the community's invoice for that month can then be drafted (billing run) and
+    finalized again.
 
     Example: billing void INV-2022-00008 --reason "billed to the wrong department"
     """
+    day = console.today(today)
     config = load_config(config_path)
-    done = void_invoice(config, number, reason, output)
+    done = void_invoice(config, number, reason, output, today=day)
     note = done.credit_note
     console.say(f"Voided {done.invoice.number} ({done.invoice.community_name}, {done.invoice.month.label}); credit note "
         f"{note.number} for {format_amount(note.total, note.currency)} {note.currency} cancels it.")
@@ -292,7 +297,12 @@ def status(month: str | None, today: str | None, config_path: Path) -> None:
     """
     wanted = str(dates.month(month, console.today(today))) if month else None
     config = load_config(config_path)
-    engine = ledger.open_ledger(ledger.ledger_url(config.ledger.url), "billing status")
+    url = ledger.ledger_url(config.ledger.url)
+    engine = ledger.open_existing(url, "billing status")  # reading: never creates a ledger
+    if engine is None:
+        console.say(f"There is no ledger at {ledger.shown(url)} yet (billing run --month YYYY-MM creates it and "
+                    "records a month's drafts).")
+        return
     try:
         documents = ledger.status(engine, wanted)
     finally:

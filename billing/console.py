@@ -55,12 +55,17 @@ jobs_option = click.option(
          "process may use; 1 renders them in this process.")
 
 
+def today_option(used_for: str) -> Callable:
+    """``--today`` (or ``BILLING_TODAY``): the date taken as today, ``used_for`` what it says."""
+    return click.option("--today", metavar="YYYY-MM-DD", envvar="BILLING_TODAY", default=None,
+                        help=f"Take this date (UTC) as today, {used_for} (or set BILLING_TODAY); default: the "
+                             "real date.")
+
+
 def month_options(required: bool = True) -> Callable:
     """``--month YYYY-MM|last`` and ``--today``, the clock every date rule reads."""
     def decorate(function: Callable) -> Callable:
-        function = click.option("--today", metavar="YYYY-MM-DD", envvar="BILLING_TODAY", default=None,
-                                help="Take this date (UTC) as today, for --month last and the settle rule "
-                                     "(or set BILLING_TODAY); default: the real date.")(function)
+        function = today_option("for --month last and the settle rule")(function)
         return click.option("--month", required=required, metavar="YYYY-MM|last",
                             help="Invoice month, e.g. 2022-09, or 'last': the month before today's (UTC).")(function)
     return decorate

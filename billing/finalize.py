@@ -19,6 +19,7 @@ only after it committed.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 from contextlib import ExitStack
@@ -27,7 +28,7 @@ from typing import Callable, Sequence
 
 from sqlalchemy import Engine
 
-from . import atomic, ledger
+from . import atomic, dates, ledger
 from .config import Config
 from .errors import LedgerError, UsageError
 from .pricing import final_number
@@ -44,11 +45,12 @@ REWRITTEN = ("invoice-register.csv", "invoice-lines.csv", "adjustments.csv")
 def finalize_month(config: Config, month: Month, communities: Sequence[str] | None = None,
                    output: Path | None = None, command: str = "billing finalize",
                    then: Callable[[tuple[ledger.Finalized, ...]], None] | None = None,
-                   jobs: int | None = None) -> tuple[ledger.Finalized, ...]:
+                   jobs: int | None = None, config_sha256: str = "") -> tuple[ledger.Finalized, ...]:
     """Finalize ``month``'s drafts (of ``communities``, or all) and write its folder to match;
     ``then`` is called with what was finalized while the month's lock is still held (delivery).
     ``jobs``: worker processes rendering the PDFs (default ``BILLING_JOBS``, else one per usable
-    CPU; 1: this process)."""
+    CPU; 1: this process). ``config_sha256`` (of the config file): drafts priced with another
+    config are refused (not checked when empty, or when the run recorded none)."""
     with locked_month(config, month, output, command, existing=True) as (engine, final):
         with atomic.writing(final) as version:
             drafts = [invoice for invoice in ledger.month_invoices(engine, month)
@@ -56,7 +58,7 @@ def finalize_month(config: Config, month: Month, communities: Sequence[str] | No
                       and (not communities or invoice.community_id in communities)]
             start_early(jobs, len(drafts))
             with FinalPdfs(version, config, drafts, jobs) as pdfs:
-                done = ledger.finalize(engine, month, communities, pdfs.number, pdfs.render, command)
+                done = ledger.finalize(engine, month, communities, pdfs.number, pdfs.render, command, config_sha256)
             _write_month(version, final, config, engine, month, jobs)
         _publish_index(config, final, engine)
         if then is not None:
@@ -144,8 +146,9 @@ def _write_month(folder: Path, previous: Path, config: Config, engine: Engine, m
 
 
 def void_invoice(config: Config, number: str, reason: str, output: Path | None = None,
-                 command: str = "billing void") -> ledger.Voided:
-    """Void the finalized invoice ``number`` with a credit note, in the ledger and its month's folder."""
+                 command: str = "billing void", today: dt.date | None = None) -> ledger.Voided:
+    """Void the finalized invoice ``number`` with a credit note issued ``today`` (default: the date
+    in UTC), in the ledger and its month's folder."""
     if not reason.strip():
         raise UsageError(f"{command}: give the reason with --reason; it is printed on the credit note")
     url = ledger.ledger_url(config.ledger.url)
@@ -155,12 +158,17 @@ def void_invoice(config: Config, number: str, reason: str, output: Path | None =
     finally:
         engine.dispose()
     if month_text is None:
+        if number.upper().startswith("DRAFT-"):
+            raise LedgerError(f"{command}: {number} is a draft's reference, not an invoice number: a draft needs no "
+                              "voiding (the next `billing run` of its month replaces it); only finalized invoices "
+                              "are voided")
         raise LedgerError(f"{command}: no invoice is numbered {number!r} (`billing status` lists the numbers)")
     month = Month.parse(month_text)
     with locked_month(config, month, output, command, existing=True) as (engine, final):
         with atomic.writing(final) as version:
             with FinalPdfs(version, config, (), jobs=1) as pdfs:  # one credit note; the rest is copied
-                done = ledger.void(engine, number, reason.strip(), pdfs.number, pdfs.render, command)
+                done = ledger.void(engine, number, reason.strip(), pdfs.number, pdfs.render, command,
+                                   today or dates.today())
             _write_month(version, final, config, engine, month, jobs=1)
         _publish_index(config, final, engine)
     return done

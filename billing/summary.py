@@ -24,13 +24,17 @@ class Summary(NamedTuple):
     paid_requests: int = 0
     bytes_scanned: int = 0
     extra: str = ""
+    drafts: int = 0
 
     def line(self) -> str:
         totals = ", ".join(f"{format_amount(a, c)} {c}" for c, a in sorted(self.totals.items())) or "none"
         loose = ", ".join(f"{format_amount(a, c)} {c}" for c, a in sorted(self.unattributed.items())
                           if quantize(a, c)) or "none"
-        provisional = f" ({self.provisional} provisional)" if self.provisional else ""
-        return (f"{self.command} {self.month}: {self.invoices} invoice(s){provisional}; totals {totals}; "
+        states = [f"{self.provisional} provisional"] if self.provisional else []
+        if 0 < self.drafts < self.invoices:  # a month partly finalized
+            states[:0] = [f"{self.invoices - self.drafts} final", f"{self.drafts} draft(s)"]
+        said = f" ({', '.join(states)})" if states else ""
+        return (f"{self.command} {self.month}: {self.invoices} invoice(s){said}; totals {totals}; "
                 f"unattributed {loose}; paid API requests {self.paid_requests}; bytes scanned "
                 f"{human_bytes(self.bytes_scanned)}" + (f"; {self.extra}" if self.extra else ""))
 
@@ -41,7 +45,7 @@ class Summary(NamedTuple):
         return f"Invoices for {self.month.label}{state}: {self.invoices} invoice(s)" + (f", {totals}" if totals else "")
 
     def fields(self) -> dict[str, Any]:
-        return {"invoices": self.invoices, "provisional_invoices": self.provisional,
+        return {"invoices": self.invoices, "draft_invoices": self.drafts, "provisional_invoices": self.provisional,
                 "totals": {c: str(a) for c, a in sorted(self.totals.items())},
                 "unattributed": {c: str(a) for c, a in sorted(self.unattributed.items())},
                 "paid_api_requests": self.paid_requests, "bytes_scanned": self.bytes_scanned}
@@ -51,15 +55,16 @@ def of_invoices(command: str, month: Month, invoices: Iterable[Invoice], unattri
                 paid_requests: int = 0, bytes_scanned: int = 0) -> Summary:
     """The summary of a month's invoices (credit notes and void invoices are not counted)."""
     totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    count = provisional = 0
+    count = provisional = drafts = 0
     for invoice in invoices:
         if invoice.kind != "invoice" or invoice.status == "void":
             continue
         count += 1
+        drafts += invoice.status == "draft"
         provisional += invoice.provisional and invoice.status == "draft"
         totals[invoice.currency] += invoice.total
     return Summary(command, month, count, provisional, dict(totals), dict(unattributed), paid_requests,
-                   bytes_scanned)
+                   bytes_scanned, drafts=drafts)
 
 
 

@@ -27,6 +27,7 @@ from billing import ledger
 from billing.cli import main
 from billing.errors import LedgerError
 from billing.ledger.schema import events, invoice_lines, invoices
+from billing.ledger.void import credit_note_for
 from billing.records import Figure, Invoice, InvoiceLine, Month
 from billing.render.csv_files import read_csv
 
@@ -275,6 +276,37 @@ def test_finalize_refuses_a_month_never_run_an_unknown_community_and_provisional
     assert "finalized" not in run_cli("status", "--month", "2022-09").output
 
 
+def test_drafts_priced_with_another_config_are_refused_until_the_month_is_run_again(url, own_demo, monkeypatch):
+    """The fee changed in the config after the month's drafts were priced: finalizing them would
+    issue invoices that disagree with the contract as the config now says it."""
+    monkeypatch.setenv("BILLING_LEDGER_URL", url)
+    config = own_demo / "billing.yaml"
+
+    def cli(*args):
+        return CliRunner().invoke(main, [*args, "--config", str(config)])
+
+    assert cli("run", "--month", "2022-09").exit_code == 0
+    text = config.read_text()
+    changed = text.replace("(shared cluster), amount: 500.00}", "(shared cluster), amount: 900.00}", 1)
+    assert changed != text
+    config.write_text(changed)
+    refused = cli("finalize", "--month", "2022-09", "--community", "paleohack")
+    assert refused.exit_code == 1
+    assert said(refused).startswith("Error: billing finalize: 2022-09's drafts were priced with another version of "
+                                    "the config (sha256 ")
+    assert "run `billing run --month 2022-09` again to price them with this config" in said(refused)
+    assert "finalized" not in cli("status", "--month", "2022-09").stdout  # nothing changed
+
+    assert cli("run", "--month", "2022-09").exit_code == 0
+    done = cli("finalize", "--month", "2022-09", "--community", "paleohack")
+    assert done.exit_code == 0, done.output
+    assert "INV-2022-00001  PaleoHack  2,148.01 USD  finalized" in done.stdout  # the fee of 900.00
+    assert "(1 final, 7 draft(s))" in done.stderr  # the closing summary: the month is partly final
+    config.write_text(text)  # a finalize with nothing left to finalize is not refused for a changed config
+    again = cli("finalize", "--month", "2022-09", "--community", "paleohack")
+    assert again.exit_code == 0 and "already finalized, unchanged" in again.stdout
+
+
 # --- two finalizers at once, and a finalizer killed --------------------------------------------------
 
 def billing_process(*args, url):
@@ -344,14 +376,17 @@ def test_void_makes_a_numbered_credit_note_and_the_month_can_be_invoiced_again(u
     folder = tmp_path / "out" / "2022-09"
     sent = (folder / "invoice-2022-09-temple.pdf").read_bytes()
 
-    voided = run_cli("void", "INV-2022-00008", "--reason", "billed to the wrong department", "--output", out)
+    voided = run_cli("void", "INV-2022-00008", "--reason", "billed to the wrong department", "--output", out,
+                     "--today", "2022-11-15")
     assert voided.exit_code == 0, voided.output
-    assert voided.output.startswith("Voided INV-2022-00008 (Temple University, September 2022); credit note "
+    assert voided.stdout.startswith("Voided INV-2022-00008 (Temple University, September 2022); credit note "
                                     "INV-2022-00009 for -3,436.34 USD cancels it.")
     assert (folder / "invoice-2022-09-temple-INV-2022-00008-void.pdf").read_bytes() == sent
     note = " ".join(pdf_text(folder / "credit-note-2022-09-temple-INV-2022-00009.pdf").split())
     assert "CREDIT NOTE" in note.upper() and "cancels invoice INV-2022-00008" in note
     assert "Total credited -$3,436.34" in note
+    # issued the day it was made, not on the invoice's date (October 1, in a period perhaps closed)
+    assert "Issue date November 15, 2022 Due date November 15, 2022" in note
 
     assert run_cli("run", "--month", "2022-09", "--output", out).exit_code == 0
     again = run_cli("finalize", "--month", "2022-09", "--output", out)
@@ -368,12 +403,27 @@ def test_void_makes_a_numbered_credit_note_and_the_month_can_be_invoiced_again(u
     assert temple == [("INV-2022-00008", "void", "invoice", ""),
                       ("INV-2022-00009", "finalized", "credit_note", "INV-2022-00008"),
                       ("INV-2022-00010", "finalized", "invoice", "")]
+    assert [(r["issue_date"], r["due_date"]) for r in register if r["invoice_number"] == "INV-2022-00009"] == [
+        ("2022-11-15", "2022-11-15")]
+
+
+def test_a_credit_note_is_issued_the_day_it_is_made_and_never_before_its_invoice():
+    invoice = draft("temple")._replace(number="INV-2022-00008", status="finalized")
+    assert invoice.issue_date == dt.date(2022, 10, 1)
+    later = credit_note_for(invoice, "INV-2022-00009", "wrong department", dt.date(2023, 2, 3))
+    assert (later.issue_date, later.due_date, later.references) == (dt.date(2023, 2, 3), dt.date(2023, 2, 3),
+                                                                    "INV-2022-00008")
+    assert later.total == -invoice.total
+    early = credit_note_for(invoice, "INV-2022-00009", "wrong department", dt.date(2022, 9, 30))  # a clock behind
+    assert (early.issue_date, early.due_date) == (dt.date(2022, 10, 1), dt.date(2022, 10, 1))
 
 
 @pytest.mark.parametrize("number, words", [
     ("INV-2022-00009", "INV-2022-00009 is a credit note; a credit note cannot be voided"),
     ("INV-2022-00008", "INV-2022-00008 is void already (cancelled by credit note INV-2022-00009)"),
     ("INV-2099-00001", "no invoice is numbered 'INV-2099-00001'"),
+    ("DRAFT-202209-paleohack", "DRAFT-202209-paleohack is a draft's reference, not an invoice number: a draft "
+                               "needs no voiding"),
 ])
 def test_voiding_what_cannot_be_voided_is_one_line_and_changes_nothing(url, tmp_path, monkeypatch, number, words):
     monkeypatch.setenv("BILLING_LEDGER_URL", url)

@@ -167,8 +167,14 @@ def test_the_current_month_is_provisional(own_demo):
     assert {r["status"] for r in register(own_demo / "out" / "2022-10")} == {"provisional"}
 
 
-def test_last_on_the_first_of_january_at_midnight_bills_december(own_demo):
-    result = billing("status", "--month", "last", "--today", "2023-01-01", "--config", str(own_demo / "billing.yaml"))
+def test_last_on_the_first_of_january_at_midnight_bills_december(own_demo, own_ledger):
+    config = str(own_demo / "billing.yaml")
+    result = billing("status", "--month", "last", "--today", "2023-01-01", "--config", config)
     assert result.exit_code == 0
+    assert result.stdout == (f"There is no ledger at sqlite:///{own_ledger} yet (billing run --month YYYY-MM "
+                             "creates it and records a month's drafts).\n")
+    assert not own_ledger.exists()  # reading the ledger never creates one
+    assert billing("run", "--month", "2022-09", "--config", config).exit_code == 0
+    result = billing("status", "--month", "last", "--today", "2023-01-01", "--config", config)
     assert result.stdout == ("The ledger holds no invoice for 2022-12 yet (billing run --month YYYY-MM records a "
                              "month's drafts).\n")

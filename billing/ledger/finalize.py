@@ -36,17 +36,17 @@ class Finalized(NamedTuple):
 @guarded
 def finalize(engine: Engine, month: Month, communities: Sequence[str] | None,
              number: Callable[[int, Invoice], str], render: Callable[[Invoice], str],
-             command: str) -> tuple[Finalized, ...]:
+             command: str, config_sha256: str = "") -> tuple[Finalized, ...]:
     """Finalize the month's drafts (of ``communities``, or all): ``number(seq, draft)`` makes the
     number, ``render(final)`` writes the final PDF and returns its sha256. Raises before changing
-    anything when the month was never run, is provisional, or names a community it has no invoice
-    for."""
-    return _finalize(engine, month, communities, number, render, command)
+    anything when the month was never run, is provisional, names a community it has no invoice
+    for, or (``config_sha256``, of the config file now) was priced with another config."""
+    return _finalize(engine, month, communities, number, render, command, config_sha256)
 
 
 def _finalize(engine: Engine, month: Month, communities: Sequence[str] | None,
               number: Callable[[int, Invoice], str], render: Callable[[Invoice], str],
-              command: str) -> tuple[Finalized, ...]:
+              command: str, config_sha256: str = "") -> tuple[Finalized, ...]:
     now = timestamp()
     with engine.begin() as connection:
         connection.execute(update(sequences).where(sequences.c.name == SEQUENCE)
@@ -70,6 +70,12 @@ def _finalize(engine: Engine, month: Month, communities: Sequence[str] | None,
         done = [Finalized(invoice_of(connection, row), row["pdf_sha256"], False)
                 for row in finals if row["community_id"] in wanted]
         todo = [row for row in drafts if row["community_id"] in wanted]
+        priced_with = recorded["config_sha256"]
+        if todo and config_sha256 and priced_with and priced_with != config_sha256:
+            raise DataError(f"{command}: {month}'s drafts were priced with another version of the config (sha256 "
+                            f"{priced_with[:12]}…, now {config_sha256[:12]}…): a contract, fee or rule may have "
+                            f"changed since; run `billing run --month {month}` again to price them with this config, "
+                            "review them, then finalize")
         if todo:
             used = _prepaid_used(connection)
             for row in todo:

@@ -4,6 +4,7 @@ drafted and finalized again. One transaction, which first takes the sequence for
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Callable, NamedTuple
 
 from sqlalchemy import Engine, insert, select, update
@@ -24,22 +25,26 @@ class Voided(NamedTuple):
     credit_note_sha256: str
 
 
-def credit_note_for(invoice: Invoice, number: str, reason: str) -> Invoice:
-    """The credit note cancelling ``invoice``: its lines and totals negated."""
+def credit_note_for(invoice: Invoice, number: str, reason: str, issued: dt.date) -> Invoice:
+    """The credit note cancelling ``invoice``: its lines and totals negated, issued on ``issued``
+    (the day it is made, never before the invoice's own issue date: an accounting period already
+    closed is not written into), which is also its due date (a credit note asks for no payment)."""
+    issued = max(issued, invoice.issue_date)
     lines = tuple(line._replace(cost=-line.cost, credits=-line.credits, amount=-line.amount,
                                 taxable=None if line.taxable is None else -line.taxable,
                                 tax=None if line.tax is None else -line.tax) for line in invoice.lines)
     return invoice._replace(
         number=number, status="finalized", kind="credit_note", references=invoice.number, lines=lines,
+        issue_date=issued, due_date=issued,
         notes=(f"This credit note cancels invoice {invoice.number} of {invoice.month.label} in full: {reason}",),
         flags=())
 
 
 @guarded
 def void(engine: Engine, number: str, reason: str, next_number: Callable[[int, Invoice], str],
-         render: Callable[[Invoice], str], command: str) -> Voided:
+         render: Callable[[Invoice], str], command: str, today: dt.date) -> Voided:
     """Void the finalized invoice ``number``; ``render(credit_note)`` writes the credit note's PDF
-    and returns its sha256."""
+    and returns its sha256. The credit note is issued ``today``."""
     now = timestamp()
     with engine.begin() as connection:
         connection.execute(update(sequences).where(sequences.c.name == SEQUENCE)
@@ -55,7 +60,7 @@ def void(engine: Engine, number: str, reason: str, next_number: Callable[[int, I
             raise LedgerError(f"{command}: {number} is void already (cancelled by credit note {note})")
         invoice = invoice_of(connection, row)
         (last,) = connection.execute(select(sequences.c.last_value).where(sequences.c.name == SEQUENCE)).one()
-        credit_note = credit_note_for(invoice, next_number(last + 1, invoice), reason)
+        credit_note = credit_note_for(invoice, next_number(last + 1, invoice), reason, today)
         sha256 = render(credit_note)
         connection.execute(update(invoices).where(invoices.c.id == row["id"]).values(status="void"))
         note_id = insert_invoice(connection, credit_note, "finalized", credit_note.number, now, sha256)
