@@ -197,7 +197,8 @@ class _Pricer:
 
         passed = _untaxed(self.lines, ("cloud",))  # the provider's own tax is not marked up
         if terms.markup_percent:
-            self.add("cloud", f"Cloud management markup ({self.number(terms.markup_percent)}% of {self.money(passed)})",
+            self.add("cloud", f"Cloud management markup ({self.number(terms.markup_percent)}% of {self.money(passed)}"
+                     f"{_base_without_tax(self.lines, ('cloud',), 'cloud costs')})",
                      passed * terms.markup_percent / HUNDRED)
         charged = self.total("cloud")
         if terms.limit is not None and charged > terms.limit:
@@ -285,7 +286,8 @@ class _Pricer:
             if discount.percent is not None:
                 base = _untaxed(self.lines, ("cloud", "fees"))
                 wanted = max(self.q(base * discount.percent / HUNDRED), ZERO)
-                description = f"{discount.description} ({self.number(discount.percent)}% of {self.money(base)})"
+                description = (f"{discount.description} ({self.number(discount.percent)}% of {self.money(base)}"
+                               f"{_base_without_tax(self.lines, ('cloud', 'fees'), 'cloud costs and fees')})")
             else:
                 wanted, description = self.q(discount.amount), discount.description
             given = min(wanted, max(subtotal, ZERO))
@@ -312,8 +314,11 @@ class _Pricer:
             return
         lines = [(line.section, line.service, line.amount) for line in self.lines]
         base = self.q(sum(_taxable(tax.base, lines), ZERO))
-        charged = self.add("tax", f"{tax.description} ({self.number(tax.rate_percent)}% of {self.money(base)})",
-                           base * tax.rate_percent / HUNDRED)
+        after = ", after discounts" if any(line.section == "discounts" and line.amount for line in self.lines) else ""
+        without = _base_without_tax(self.lines, tuple(tax.base),
+                                    " and ".join(_SECTION_WORDS[section] for section in tax.base), after)
+        charged = self.add("tax", f"{tax.description} ({self.number(tax.rate_percent)}% of {self.money(base)}"
+                                  f"{without})", base * tax.rate_percent / HUNDRED)
         for n, (taxable, part) in enumerate(split_tax(tax.base, lines, charged, self.currency)):
             self.lines[n] = self.lines[n]._replace(taxable=taxable, tax=part)
 
@@ -326,6 +331,20 @@ def _provider_tax(section: str, service: str) -> bool:
 
 def _adjusts_tax(description: str) -> bool:
     return description.endswith(f": {TAX_SERVICE}") or description.startswith("Shared tax")
+
+
+# What a tax base's sections are called where a line's description names them.
+_SECTION_WORDS = {"cloud": "cloud costs", "fees": "fees"}
+
+
+def _base_without_tax(lines: Sequence[InvoiceLine], sections: tuple[str, ...], named: str, after: str = "") -> str:
+    """What a percentage line adds after its base (``, cloud costs without the provider's tax``)
+    when the base leaves out provider tax lines the invoice shows in ``sections``, so that a
+    reader can find the base on the invoice; nothing when it leaves none out."""
+    if any(line.section in sections and _provider_tax(line.section, line.service) and line.amount
+           for line in lines):
+        return f", {named} without the provider's tax{after}"
+    return ""
 
 
 def _untaxed(lines: Sequence[InvoiceLine], sections: tuple[str, ...]) -> Decimal:

@@ -296,24 +296,42 @@ def test_the_providers_own_tax_is_neither_taxed_again_nor_discounted():
                             "discounts": [{"description": "Promo", "percent": 10}],
                             "tax": {"description": "GST", "rate_percent": 5}}),
                     cost_row(cost="100"), cost_row(cost="13", charge_type="tax"))
-    # discount: 10% of 100 + 200 (not of the provider's 13 of tax) = 30
-    assert lines(invoice)[-2:] == [("discounts", "Promo (10% of 300.00)", D("-30.00")),
-                                   ("tax", "GST (5% of 270.00)", D("13.50"))]  # 5% of 100 + 200 - 30
+    # discount: 10% of 100 + 200 (not of the provider's 13 of tax) = 30, which the line says, since
+    # the invoice shows the 13 among the cloud costs
+    assert lines(invoice)[-2:] == [
+        ("discounts", "Promo (10% of 300.00, cloud costs and fees without the provider's tax)", D("-30.00")),
+        ("tax", "GST (5% of 270.00, cloud costs and fees without the provider's tax, after discounts)",
+         D("13.50"))]  # 5% of 100 + 200 - 30
     assert invoice.total == D("100") + D("13") + D("200") - D("30") + D("13.50")
 
 
-@pytest.mark.parametrize("base, taxed", [
-    (["fees"], D("200") - D("30") * 200 / 300),   # the fees, less their two thirds of the discount
-    (["cloud"], D("100") - D("30") * 100 / 300),
-    (["cloud", "fees"], D("270")),
+@pytest.mark.parametrize("base, taxed, said", [
+    (["fees"], D("200") - D("30") * 200 / 300, ""),   # the fees, less their two thirds of the discount
+    (["cloud"], D("100") - D("30") * 100 / 300, ", cloud costs without the provider's tax, after discounts"),
+    (["cloud", "fees"], D("270"), ", cloud costs and fees without the provider's tax, after discounts"),
 ])
-def test_the_tax_base_is_a_contract_choice_and_discounts_count_by_their_share(base, taxed):
+def test_the_tax_base_is_a_contract_choice_and_discounts_count_by_their_share(base, taxed, said):
     invoice = price(config({"fees": [{"description": "Fee", "amount": 200}],
                             "discounts": [{"description": "Promo", "percent": 10}],
                             "tax": {"description": "VAT", "rate_percent": 20, "base": base}}),
                     cost_row(cost="100"), cost_row(cost="13", charge_type="tax"))
     assert invoice.lines[-1] == invoice.lines[-1]._replace(
-        description=f"VAT (20% of {quantize(taxed, 'USD'):,.2f})", amount=quantize(quantize(taxed, "USD") / 5, "USD"))
+        description=f"VAT (20% of {quantize(taxed, 'USD'):,.2f}{said})",
+        amount=quantize(quantize(taxed, "USD") / 5, "USD"))
+
+
+def test_a_percentage_says_its_base_leaves_out_the_providers_tax_only_when_the_invoice_shows_some():
+    terms = config({"cloud": {"markup_percent": 10}, "fees": [{"description": "Fee", "amount": 200}],
+                    "discounts": [{"description": "Promo", "percent": 10}],
+                    "tax": {"description": "VAT", "rate_percent": 20}})
+    none = price(terms, cost_row(cost="100"), cost_row(cost="0", charge_type="tax"))  # a provider tax line of zero
+    assert [d for _, d, _ in lines(none) if "%" in d] == [
+        "Cloud management markup (10% of 100.00)", "Promo (10% of 310.00)", "VAT (20% of 279.00)"]
+    some = price(terms, cost_row(cost="100"), cost_row(cost="8", charge_type="tax"))
+    assert [d for _, d, _ in lines(some) if "%" in d] == [
+        "Cloud management markup (10% of 100.00, cloud costs without the provider's tax)",
+        "Promo (10% of 310.00, cloud costs and fees without the provider's tax)",
+        "VAT (20% of 279.00, cloud costs and fees without the provider's tax, after discounts)"]
 
 
 def test_each_line_keeps_its_part_of_the_tax_base_and_of_the_tax_to_the_cent():

@@ -145,10 +145,13 @@ def test_the_demo_shows_every_contract_term_on_some_invoice(demo_output):
         "tiered fee with cap": ("neurohackademy", "Per-user fee: 406 monthly active users"),
         "cloud cap": ("neurohackademy", "Cloud costs above the monthly limit of 2,500.00 (not charged)"),
         "minimum": ("coessing", "Monthly minimum true-up (minimum 600.00)"),
-        "recurring discount": ("coessing", "Education partner discount (20% of 599.23) -119.85"),
-        "one-month discount": ("ciroh", "Goodwill credit after the August overrun (10% of 5,069.31) -506.93"),
+        "recurring discount": ("coessing", "Education partner discount (20% of 599.23, cloud costs and fees "
+                                                "without the provider's tax) -119.85"),
+        "one-month discount": ("ciroh", "Goodwill credit after the August overrun (10% of 5,069.31, cloud costs and "
+                                        "fees without the provider's tax) -506.93"),
         "tax": ("temple", "Sales tax (6% of 2,250.00)"),  # on the fees only
-        "tax on cloud and fees": ("callysto", "GST (5% of 4,138.27)"),  # not on Google's own tax of 35.69
+        # not on Google's own tax of 35.69, which the line says
+        "tax on cloud and fees": ("callysto", "GST (5% of 4,138.27, cloud costs and fees without the provider's tax)"),
         "currency": ("callysto", "converted at 1 USD = 1.3543 CAD, the rate for September 2022"),
         "another currency": ("lis", "1 USD = 0.8967 GBP"),
     }
