@@ -85,6 +85,15 @@ def run(month: str, today: str | None, config_path: Path, output: Path | None, r
     logs.summary(closing[0].line(), ok=True, **closing[0].fields())
 
 
+def _document(invoice) -> str:
+    """A run table's word for a document: ``draft``, its number, ``void INV-...``, ``credit note INV-...``."""
+    if invoice.kind == "credit_note":
+        return f"credit note {invoice.number}"
+    if invoice.status == "void":
+        return f"void {invoice.number}"
+    return "draft" if invoice.status == "draft" else invoice.number
+
+
 def _report_run(config, month: Month, done) -> None:
     """What a run did: its warnings and notes in the log, the invoices on stdout."""
     result = done.result
@@ -92,17 +101,22 @@ def _report_run(config, month: Month, done) -> None:
         logs.get("run").warning(warning)
     for note in result.notes:
         logs.get("collect").info(note)
-    rows = [(i.community_name, *(format_amount(a, i.currency) for a in (i.cloud_costs, i.fees, i.discounts, i.tax,
-                                                                          i.total)), i.currency)
+    # A month with final documents (kept as they are) says which row is which: a community may have
+    # a void invoice, its credit note and a new draft.
+    named = any(i.status != "draft" for i in result.invoices)
+    rows = [(i.community_name, *((_document(i),) if named else ()),
+             *(format_amount(a, i.currency) for a in (i.cloud_costs, i.fees, i.discounts, i.tax, i.total)), i.currency)
             for i in result.invoices]
-    headers = ("Community", "Cloud costs", "Fees", "Discounts", "Tax", "Total", "")
+    headers = ("Community", *(("Document",) if named else ()), "Cloud costs", "Fees", "Discounts", "Tax", "Total", "")
+    texts = 1 + named  # the columns of words, left-aligned; then the amounts, then the currency
     widths = [max(len(r[c]) for r in rows + [headers]) for c in range(len(headers))]
     console.say(f"Invoices for {month.label}{' (provisional)' if result.provisional else ''}:")
     for n, row in enumerate([headers] + rows):
-        cells = [row[0].ljust(widths[0])] + [row[c].rjust(widths[c]) for c in range(1, 6)] + [row[6]]
+        cells = ([row[c].ljust(widths[c]) for c in range(texts)]
+                 + [row[c].rjust(widths[c]) for c in range(texts, len(row) - 1)] + [row[-1]])
         console.say("  " + "  ".join(cells).rstrip())
         if n == 0:
-            console.say("  " + "  ".join("-" * w for w in widths[:6]))
+            console.say("  " + "  ".join("-" * w for w in widths[:-1]))
     for currency, amount in sorted(result.unattributed().items()):
         shown = format_amount(amount, currency) if quantize(amount, currency) else f"{amount.normalize():f}"
         console.say(f"Unattributed: {shown} {currency} (see unattributed.csv; write attribution rules for it)")

@@ -388,7 +388,15 @@ def test_void_makes_a_numbered_credit_note_and_the_month_can_be_invoiced_again(u
     # issued the day it was made, not on the invoice's date (October 1, in a period perhaps closed)
     assert "Issue date November 15, 2022 Due date November 15, 2022" in note
 
-    assert run_cli("run", "--month", "2022-09", "--output", out).exit_code == 0
+    rerun = run_cli("run", "--month", "2022-09", "--output", out)
+    assert rerun.exit_code == 0
+    table = [" ".join(line.split()) for line in rerun.stdout.splitlines()]  # which row is which document
+    assert "Community Document Cloud costs Fees Discounts Tax Total" in table
+    assert [line for line in table if line.startswith("Temple University ")] == [
+        "Temple University draft 1,051.34 2,250.00 0.00 135.00 3,436.34 USD",
+        "Temple University void INV-2022-00008 1,051.34 2,250.00 0.00 135.00 3,436.34 USD",
+        "Temple University credit note INV-2022-00009 -1,051.34 -2,250.00 0.00 -135.00 -3,436.34 USD"]
+    assert "PaleoHack INV-2022-00007 1,248.01 500.00 0.00 0.00 1,748.01 USD" in table  # numbered by community id
     again = run_cli("finalize", "--month", "2022-09", "--output", out)
     assert again.stdout.splitlines()[-2:] == ["INV-2022-00010  Temple University  3,436.34 USD  finalized",
                                               "Finalized 1 invoice(s) of September 2022; 7 were final already."]
