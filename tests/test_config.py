@@ -146,6 +146,17 @@ def test_a_missing_required_field_is_named_with_its_path(tmp_path, remove, expec
     assert problems(path) == (f"{path}:{expected}",)
 
 
+def test_a_misspelt_required_key_is_one_problem_not_a_missing_field_and_every_name_unknown(tmp_path):
+    path = write_config(tmp_path, {"communities:\n": "comunities:\n"})
+    (said,) = problems(path)
+    assert said.startswith(f"{path}:8: comunities: unknown key 'comunities' (did you mean 'communities'?)")
+    path = write_config(tmp_path, {"communities:\n": "members:\n"})  # nothing like it: both are said
+    assert [p.split(": ", 1)[1] for p in problems(path)] == [
+        "communities: field required", "members: unknown key 'members'; allowed here: accounting, attribution, "
+        "communities, deliver, exchange_rates, guards, invoices, ledger, metrics, organisation, output, "
+        "settle_days, shared_pools, sources"]
+
+
 def test_several_problems_are_all_reported_in_line_order(tmp_path):
     path = write_config(tmp_path, {
         "    name: PaleoHack\n": "    name: PaleoHack\n    contrct: {}\n",
@@ -416,10 +427,39 @@ PERCENT = "must be a number from 0 to 100"
     ("      fees: [{description: U, metric: u, tiers: [{unit_price: 1}], cap: -5}]\n", f"fees[0].cap: {MONEY}, not -5"),
     ("      payment_terms_days: yes\n", "payment_terms_days: YAML reads yes as true, not a number"),
     ("      fees: [{description: Fee, amount: no}]\n", "fees[0].amount: YAML reads no as false, not a number"),
+    ("      fees: [{description: Fee, amount: '500,00'}]\n", "fees[0].amount: '500,00' is not a number: write it "
+                                                            "with a decimal point and no thousands separator or "
+                                                            "currency, e.g. 1234.50"),
+    ("      cloud: {cap_at_limit: treu}\n", "cloud.cap_at_limit: 'treu' is neither true nor false"),
 ])
 def test_each_kind_of_number_has_its_sign_and_bounds(tmp_path, terms, problem):
     path = write_config(tmp_path, contract(terms))
     assert problems(path) == (f"{path}:12: communities[0].contract.{problem}",)
+
+
+FINER = "is finer than USD's smallest unit (2 decimal places): an invoice would round it to"
+
+
+@pytest.mark.parametrize("terms, problem", [
+    ("      fees: [{description: Fee, amount: 500.005}]\n", f"fees[0].amount: 500.005 {FINER} 500.01"),
+    ("      fees: [{description: U, metric: u, tiers: [{unit_price: 0.0005}], cap: 99.999}]\n",
+     f"fees[0].cap: 99.999 {FINER} 100.00"),  # the unit price may be finer
+    ("      discounts: [{description: D, amount: 10.001}]\n", f"discounts[0].amount: 10.001 {FINER} 10.00"),
+    ("      minimum: 0.125\n", f"minimum: 0.125 {FINER} 0.13"),
+    ("      cloud: {limit: 2500.0001}\n", f"cloud.limit: 2500.0001 {FINER} 2500.00"),
+    ("      prepaid: {amount: 1000.5, start: 2022-09}\n      currency: JPY\n",
+     "prepaid.amount: 1000.5 is finer than JPY's smallest unit (0 decimal places): an invoice would round it to "
+     "1001"),
+])
+def test_an_amount_finer_than_the_contracts_currency_is_refused(tmp_path, terms, problem):
+    path = write_config(tmp_path, contract(terms))
+    assert problems(path) == (f"{path}:12: communities[0].contract.{problem}; write the amount the contract bills",)
+
+
+def test_amounts_to_the_cent_and_finer_unit_prices_pass(tmp_path):
+    terms = ("      fees: [{description: Fee, amount: 500.50}, {description: U, metric: u, "
+             "tiers: [{unit_price: 0.0005}]}]\n      minimum: 600\n")
+    assert load_config(write_config(tmp_path, contract(terms))).communities[0].contract.minimum == 600
 
 
 @pytest.mark.parametrize("rate, read", [("0", "0"), ("-1.3", "-1.3"), ("1000001", "1000001"), ("0.0000009", "9E-7")])

@@ -7,7 +7,7 @@ below; YAML integers keep the digits they were written with (``011111111111`` is
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Callable
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
@@ -34,6 +34,12 @@ def _no_float(value: Any) -> Any:
         raise ValueError("amounts must be written as exact numbers, not floats")
     if isinstance(value, bool):
         raise ValueError(_NOT_A_NUMBER)
+    if isinstance(value, str):
+        try:
+            Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a number: write it with a decimal point and no thousands "
+                             "separator or currency, e.g. 1234.50") from None
     return value
 
 

@@ -15,10 +15,11 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError
+from ..money import minor_unit, quantize
 from .fields import _NOT_A_NUMBER, MAX_YAML_DEPTH, MAX_YAML_VALUES, _YamlInt
 from .model import SQLITE_PREFIX, Config
 from .sources import SOURCE_TYPES
-from .terms import FlatFee, PercentFee, TieredFee
+from .terms import Contract, FlatFee, PercentFee, TieredFee
 
 DEFAULT_CONFIG = Path("config/billing.yaml")
 
@@ -241,17 +242,23 @@ def _pydantic_problems(error: ValidationError, written: dict[Location, str]) -> 
     """Each validation error as (location in the file, message), with the tags of discriminated
     unions left out of the location."""
     problems = []
+    misspelt: set[Location] = set()  # the keys an unknown key is taken for: not also "required"
     for item in error.errors(include_url=False):
         tagged = tuple(item["loc"])
         loc = _untagged(tagged)
         if item["type"] == "extra_forbidden":
             model = _model_at(tagged)
             allowed = sorted(model.model_fields) if model else []
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
             message = f"unknown key {loc[-1]!r}{_suggest(str(loc[-1]), allowed)}"
             if allowed:
                 message += f"; allowed here: {', '.join(allowed)}"
+            if close:
+                misspelt.add(loc[:-1] + (close[0],))
         elif item["type"] == "missing":
             message = "field required"
+        elif item["type"] == "bool_parsing":
+            message = f"{item['input']!r} is neither true nor false"
         elif item["type"] == "union_tag_invalid":
             message = (f"unknown source type {item['input'].get('type')!r}; "
                        f"known: {', '.join(SOURCE_TYPES)}")
@@ -260,7 +267,7 @@ def _pydantic_problems(error: ValidationError, written: dict[Location, str]) -> 
             message = item["msg"].removeprefix("Value error, ")
             loc, message = _quote_hint(loc, message, item, written)
         problems.append((loc, message))
-    return problems
+    return [(loc, message) for loc, message in problems if not (message == "field required" and loc in misspelt)]
 
 
 def _items(data: dict, field: str) -> list[tuple[int, dict]]:
@@ -289,14 +296,18 @@ def _cross_checks(data: dict) -> list[tuple[Location, str]]:
         if item["id"] in seen:
             problems.append((("shared_pools", index, "id"), f"duplicate id {item['id']!r}"))
         seen.add(item["id"])
+    # Community names are checked only when the file has its (required) list of communities:
+    # without one (missing, or under a misspelt key) every name would be unknown, and the missing
+    # list is a problem of its own. (Shared pools are optional: a rule naming one stays a problem.)
+    communities = isinstance(data.get("communities"), list)
     ids = [str(item.get("id")) for _, item in _items(data, "communities")]
     pools = [str(item.get("id")) for _, item in _items(data, "shared_pools")]
     for index, rule in _items(data, "attribution"):
         for field, known, what in (("community", ids, "community"), ("shared_pool", pools, "shared pool")):
             name = rule.get(field)
-            if isinstance(name, str) and name not in known:
+            if isinstance(name, str) and name not in known and (communities or field != "community"):
                 problems.append((("attribution", index, field), f"unknown {what} {name!r}{_suggest(name, known)}"))
-    for index, pool in _items(data, "shared_pools"):
+    for index, pool in _items(data, "shared_pools") if communities else ():
         members = pool.get("communities") if isinstance(pool.get("communities"), list) else []
         for position, name in enumerate(members):
             if isinstance(name, str) and name not in ids:
@@ -341,7 +352,28 @@ def _term_checks(config: Config) -> list[tuple[Location, str]]:
                     problems.append((("communities", index, "contracts", j),
                                      f"overlaps contracts[{i}] from {starts} to "
                                      f"{'open end' if ends == dt.date.max else ends}; one contract at a time"))
+        placed = ([(("communities", index, "contracts", j), c) for j, c in enumerate(community.contracts)]
+                  if community.contracts is not None else
+                  [(("communities", index, "contract"), community.contract)] if community.contract else [])
+        for where, contract in placed:
+            problems += _finer_than_currency(where, contract, contract.currency or community.currency)
     return problems
+
+
+def _finer_than_currency(where: Location, contract: Contract, currency: str) -> list[tuple[Location, str]]:
+    """A contract's amounts (flat fees, caps, discounts, minimum, limit, prepaid funds) written
+    finer than its currency's minor unit: each invoice would round them, so the contract would not
+    say what is billed (``500.005`` USD, ``1000.5`` JPY). Unit prices may be finer."""
+    amounts = [(("fees", n, "amount"), fee.amount) for n, fee in enumerate(contract.fees) if isinstance(fee, FlatFee)]
+    amounts += [(("fees", n, "cap"), fee.cap) for n, fee in enumerate(contract.fees) if isinstance(fee, TieredFee)]
+    amounts += [(("discounts", n, "amount"), discount.amount) for n, discount in enumerate(contract.discounts)]
+    amounts += [(("minimum",), contract.minimum), (("cloud", "limit"), contract.cloud.limit),
+                (("prepaid", "amount"), contract.prepaid.amount if contract.prepaid else None)]
+    places = minor_unit(currency)
+    return [(where + loc, f"{amount} is finer than {currency}'s smallest unit ({places} decimal place"
+                          f"{'' if places == 1 else 's'}): an invoice would round it to {quantize(amount, currency)}; "
+                          "write the amount the contract bills")
+            for loc, amount in amounts if amount is not None and amount != quantize(amount, currency)]
 
 
 def _resolve_paths(config: Config, base: Path) -> Config:
