@@ -110,7 +110,7 @@ def test_tax_registrations_and_the_purchase_order_are_printed_when_set(tmp_path)
     words = text(pdf)
     assert "Tax ID: EIN 12-3456789 · VAT GB987654321" in words   # the seller's
     assert "Tax ID: VAT GB123456789" in words                    # the buyer's
-    assert "Purchase order PO-77" in words and "quoting DRAFT-202209-hub and purchase order PO-77" in words
+    assert "Purchase order PO-77" in words and "quoting its number and purchase order PO-77" in words
 
     _, plain = render(config(None, FEE), tmp_path)
     assert "Tax ID" not in text(plain) and "Purchase order" not in text(plain)
@@ -186,6 +186,20 @@ def test_the_same_invoice_gives_the_same_bytes(tmp_path):
     assert (tmp_path / "invoice.pdf").read_bytes() == first
 
 
+def test_a_draft_asks_for_no_payment_and_a_final_invoice_does(tmp_path):
+    cfg = config({}, FEE)
+    draft, pdf = render(cfg, tmp_path)
+    said = " ".join(text(pdf).split())
+    assert ("A draft for review, not for payment: once final, this invoice asks for $1,234.56 by October 31, 2022, "
+            "quoting its number.") in said
+    assert "Please pay" not in said
+    final = draft._replace(number="INV-2022-00001", status="finalized")
+    write_invoice_pdf(tmp_path / "final.pdf", final, cfg.communities[0], cfg)
+    said = " ".join(text(PdfReader(tmp_path / "final.pdf")).split())
+    assert "Please pay $1,234.56 by October 31, 2022, quoting INV-2022-00001." in said
+    assert "not for payment" not in said
+
+
 def test_a_long_invoice_flows_with_repeated_headers_and_ends_with_lines_beside_its_totals(tmp_path):
     rows = [cost_row(service=f"Service {n:03d}", cost=str(n)) for n in range(1, 91)]
     _, pdf = render(config({"address": ["A", "B"]}, {**FEE, "tax": {"description": "VAT", "rate_percent": 20}}),
@@ -195,7 +209,7 @@ def test_a_long_invoice_flows_with_repeated_headers_and_ends_with_lines_beside_i
     for page in texts[:-1]:  # every page a table flows onto has its header row
         assert "Provider and service Cost Credits Amount" in page
     last = texts[-1]
-    assert "Total due" in last and "Please pay" in last
+    assert "Total due" in last and "A draft for review, not for payment: once final, this invoice asks for" in last
     assert re.search(r"Service fee|Google Cloud: Service 0\d\d", last)  # some lines are on the page with the totals
 
 
@@ -207,7 +221,7 @@ def test_every_demo_invoice_fits_its_totals_and_payment_on_the_pages_with_its_li
     assert result.exit_code == 0, result.output
     for path in sorted((tmp_path / "2022-09").glob("invoice-*.pdf")):
         texts = pages(PdfReader(path))
-        assert "Total due" in texts[-1] and "Please pay" in texts[-1], path.name
+        assert "Total due" in texts[-1] and "not for payment: once final, this invoice asks for" in texts[-1], path.name
         assert re.search(r"(subtotal|Passed through at cost) [\d,.-]+ .*Total due", texts[-1]), (path.name, texts[-1])
 
 
