@@ -36,8 +36,25 @@ def test_plain_and_gzipped_copies_of_one_extract_are_refused(tmp_path):
     write_export(tmp_path, usage_rows(30))
     write_export(tmp_path, usage_rows(30), gzipped=True)
     with pytest.raises(DataError, match=r"30 row\(s\) of .*export-000000000000.json.gz are also in "
-                                        r".*export-000000000000.json \(the same export rows in two files"):
+                                        r".*export-000000000000.json \(the same export rows in two files") as error:
         collect(tmp_path)
+    assert "shards of one extract" not in str(error.value)  # a copy, not a second shard
+
+
+def test_a_row_in_two_shards_of_one_extract_says_how_to_read_identical_rows_of_the_table(tmp_path):
+    """An export table may hold two identical rows; a sharded extract may put them in two shards.
+    That cannot be told from a copy, so it is refused too, saying what to do if that is the case."""
+    twice = usage_rows(1, start=300)
+    write_export(tmp_path, usage_rows(10) + twice, name="export-000000000000.json")
+    write_export(tmp_path, usage_rows(10, start=100) + twice, name="export-000000000001.json")
+    with pytest.raises(DataError, match=r"1 row\(s\) of .*export-000000000001.json are also in "
+                                        r".*export-000000000000.json .*; if the two are shards of one extract and "
+                                        r"the export table itself holds identical rows, extract the month again "
+                                        r"into one file$"):
+        collect(tmp_path)
+    (tmp_path / "export-000000000001.json").unlink()  # one file: the same rows are counted, each once
+    write_export(tmp_path, usage_rows(10) + twice + usage_rows(10, start=100) + twice, name="export-000000000000.json")
+    assert total(collect(tmp_path)) == Decimal("1.5") * 22
 
 
 def test_a_recompressed_copy_is_refused(tmp_path):

@@ -265,10 +265,26 @@ def check_no_row_twice(source: GcpExportFiles, files: list[Path], connection: du
         return  # hash collisions only: distinct rows
     first, second, rows = max(confirmed, key=lambda pair: pair[2])
     more = f"; {len(confirmed) - 1} more pair(s) of files share rows too" if len(confirmed) > 1 else ""
+    shards = _shards_of_one_extract(files[first - 1], files[second - 1])
     raise DataError(
         f"source {source.id!r}: {rows} row(s) of {files[second - 1]} are also in {files[first - 1]} (the same export "
         f"rows in two files: a copy, a re-compressed or re-written copy, or overlapping extracts){more}; remove the "
-        "copy, or every cost in it would be billed twice")
+        "copy, or every cost in it would be billed twice"
+        + ("; if the two are shards of one extract and the export table itself holds identical rows, extract the "
+           "month again into one file" if shards else ""))
+
+
+# The names ``bq extract`` gives the shards of one extract to a wildcard URI: the same name with
+# a twelve-digit shard number.
+_SHARD = re.compile(r"(.*)\d{12}(\.[^/]*)")
+
+
+def _shards_of_one_extract(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are named as two shards of one extract (``export-000000000000.json``
+    and ``export-000000000001.json`` in one folder)."""
+    found = [_SHARD.fullmatch(path.name) for path in (a, b)]
+    return (a.parent == b.parent and all(found) and a.name != b.name
+            and found[0].groups() == found[1].groups())
 
 
 # --- rows --------------------------------------------------------------------------------------
