@@ -171,9 +171,14 @@ def _lines_and_duplicates(root: yaml.Node) -> tuple[dict[Location, int], list[tu
     return lines, duplicates, written
 
 
-def _suggest(word: str, choices: list[str]) -> str:
+def _closest(word: str, choices: list[str]) -> str | None:
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = _closest(word, choices)
+    return f" (did you mean {close!r}?)" if close else ""
 
 
 def _model_at(loc: Location) -> type[BaseModel] | None:
@@ -249,12 +254,12 @@ def _pydantic_problems(error: ValidationError, written: dict[Location, str]) -> 
         if item["type"] == "extra_forbidden":
             model = _model_at(tagged)
             allowed = sorted(model.model_fields) if model else []
-            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
             message = f"unknown key {loc[-1]!r}{_suggest(str(loc[-1]), allowed)}"
             if allowed:
                 message += f"; allowed here: {', '.join(allowed)}"
+            close = _closest(str(loc[-1]), allowed)
             if close:
-                misspelt.add(loc[:-1] + (close[0],))
+                misspelt.add(loc[:-1] + (close,))
         elif item["type"] == "missing":
             message = "field required"
         elif item["type"] == "bool_parsing":
