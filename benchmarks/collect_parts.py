@@ -23,16 +23,12 @@ own (peak memory from ``wait4``), over the same generated month:
 
 from __future__ import annotations
 
-import argparse
-import json
-import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from run import (CHILD_MEMORY_GIB, MONTH, child_bare, child_project, cpu, data_folder, machine, measure, peak,
-                 repeat, seconds, table)
+from run import (MONTH, child_bare, child_project, cpu, data_folder, machine, measure, month_arguments, peak, repeat,
+                 run_child, seconds, table)
 
 HERE = Path(__file__).resolve()
 
@@ -133,20 +129,9 @@ PARTS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--communities", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--formats", default="parquet", help="comma-separated: parquet, ndjson")
-    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "billing-benchmarks",
-                        help="where generated data is kept and reused")
-    parser.add_argument("--child", nargs=3, metavar=("PART", "FOLDER", "FORMAT"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = month_arguments(__doc__.splitlines()[0], repeat=2, formats="parquet").parse_args()
     if args.child:
-        part, folder, kind = args.child
-        cap = CHILD_MEMORY_GIB * 2**30
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-        print(json.dumps(PARTS[part][1](Path(folder), kind)))
+        run_child({part: child for part, (_, child) in PARTS.items()}, args.child)
         return
     kinds = tuple(k.strip() for k in args.formats.split(",") if k.strip())
     print(f"Machine: {machine()}")

@@ -387,18 +387,33 @@ def scaling(base: Path, row_sizes: list[int], community_sizes: list[int], fixed_
           f"communities, whole run {grown(min(x.seconds for x in first[2]), min(x.seconds for x in last[2]), growth)}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def month_arguments(description: str, repeat: int, formats: str) -> argparse.ArgumentParser:
+    """The arguments every runner takes: the month's size, the repeats, the formats, where the data
+    is kept, and the hidden ``--child WHAT FOLDER FORMAT`` a runner starts its children with."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--communities", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="small sizes and one repeat: a smoke run")
+    parser.add_argument("--repeat", type=int, default=repeat)
+    parser.add_argument("--formats", default=formats, help="comma-separated: parquet, ndjson")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "billing-benchmarks",
                         help="where generated data is kept and reused")
-    parser.add_argument("--formats", default="parquet,ndjson")
+    parser.add_argument("--child", nargs=3, metavar=("WHAT", "FOLDER", "FORMAT"), help=argparse.SUPPRESS)
+    return parser
+
+
+def run_child(children: dict, child: list[str]) -> None:
+    """Run one measured thing in this (child) process and print what it reports, as JSON."""
+    what, folder, kind = child
+    cap = CHILD_MEMORY_GIB * 2**30  # fail alone with MemoryError rather than press on the machine
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    print(json.dumps(children[what](Path(folder), kind)))
+
+
+def main() -> None:
+    parser = month_arguments(__doc__.splitlines()[0], repeat=3, formats="parquet,ndjson")
+    parser.add_argument("--quick", action="store_true", help="small sizes and one repeat: a smoke run")
     parser.add_argument("--no-pandas", action="store_true", help="skip the pandas + pyarrow baseline")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling tables")
-    parser.add_argument("--child", nargs=3, metavar=("WHAT", "FOLDER", "FORMAT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     try:
         run(args)
@@ -408,10 +423,7 @@ def main() -> None:
 
 def run(args: argparse.Namespace) -> None:
     if args.child:
-        what, folder, kind = args.child
-        cap = CHILD_MEMORY_GIB * 2**30  # fail alone with MemoryError rather than press on the machine
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-        print(json.dumps(CHILDREN[what](Path(folder), kind)))
+        run_child(CHILDREN, args.child)
         return
     kinds = tuple(k.strip() for k in args.formats.split(",") if k.strip())
     if args.quick:
